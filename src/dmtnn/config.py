@@ -1,0 +1,250 @@
+"""Run configuration: typed dataclasses and the four profiles.
+
+One configuration serves every notebook. A *profile* is a small overlay on the
+paper's settings (the defaults below), never a copy of code:
+
+``paper``
+    The paper's settings: six rocks x 1000 slices of 256 x 256, split
+    5000 / 500 / 500, 100 epochs.
+``book``
+    The published run: fits in 25 minutes on one H100.
+``quick``
+    ``make book`` on a CPU: every figure, in 30 minutes on 2 cores.
+``ci``
+    Continuous integration: tiny, minutes on 2 CPU cores.
+
+>>> cfg = load_profile("ci")
+>>> cfg.data.image_size
+64
+>>> load_profile("ci", data={"image_size": 32}).data.image_size
+32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+__all__ = [
+    "PAPER_PIXEL_UM",
+    "DataConfig",
+    "RevConfig",
+    "TrainConfig",
+    "Config",
+    "PROFILES",
+    "load_profile",
+    "config_hash",
+]
+
+#: Pixel size of the paper's images: 1000 px at 2.25 um reduced to 256 px.
+PAPER_PIXEL_UM = 2.25 * 1000 / 256  # = 8.789 um
+
+#: The paper's training rocks with CastleGate replaced by Berea Upper Gray
+#: (REPRODUCTION.md: CastleGate is the held-out cross-dataset rock).
+TRAIN_ROCKS = (
+    "Bandera Brown",
+    "Bandera Gray",
+    "Bentheimer",
+    "Berea",
+    "Berea Sister Gray",
+    "Berea Upper Gray",
+)
+HELDOUT_ROCKS = ("Castle Gate",)
+UNSEEN_ROCKS = ("Buff Berea", "Kirby", "Leopard", "Parker")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What images the networks see and where they come from.
+
+    The image geometry follows the paper: slices of a micro-CT volume at
+    ``native_pixel_um`` are reduced by area averaging to ``pixel_um``. A
+    profile with ``image_size < 256`` keeps the paper's pixel size and shows
+    a smaller field of view (a crop), so that grains keep their size in
+    pixels.
+    """
+
+    source: str = "synthetic"  # "synthetic" (embedded default) or "drp" (portal files)
+    data_root: str | None = None  # portal files; else $DMTNN_DATA_ROOT
+    image_size: int = 256  # px, network input (H = W)
+    pixel_um: float = PAPER_PIXEL_UM  # um per image pixel
+    native_pixel_um: float = 2.25  # um per voxel of the CT volume
+    slice_spacing_um: float = 2.25  # um between consecutive slices (paper: adjacent voxels)
+    axis: int = 0  # slicing axis of a portal volume
+    train_rocks: tuple[str, ...] = TRAIN_ROCKS
+    heldout_rocks: tuple[str, ...] = HELDOUT_ROCKS  # cross-dataset test (paper 4.2.4)
+    unseen_rocks: tuple[str, ...] = UNSEEN_ROCKS  # further rocks never trained on
+    slices_per_rock: int = 1000  # training rocks; split into train / val / test slabs
+    heldout_slices_per_rock: int = 200  # held-out and unseen rocks (test only)
+    val_fraction: float = 1 / 12  # paper: 500 of 6000
+    test_fraction: float = 1 / 12  # paper: 500 of 6000
+    gap_slices: int = 0  # slices dropped between slabs against leakage
+    workers: int = 0  # processes for data generation; 0 = one per core
+    seed: int = 2022
+
+    @property
+    def native_size(self) -> int:
+        """Side of the native (un-reduced) slice in voxels."""
+        return round(self.image_size * self.pixel_um / self.native_pixel_um)
+
+    @property
+    def rocks(self) -> tuple[str, ...]:
+        """Every rock of the run: training, held-out, unseen."""
+        return self.train_rocks + self.heldout_rocks + self.unseen_rocks
+
+
+@dataclass(frozen=True)
+class RevConfig:
+    """Representative elementary volume (Fig. 7): 2D windows of native slices."""
+
+    field_px: int = 1000  # side of the native slice analysed (paper: 1000 px at 2.25 um)
+    slices: int = 8  # slices per rock
+    windows: int = 64  # random windows per size and slice
+    sizes: tuple[int, ...] = (10, 20, 40, 60, 80, 100, 150, 200, 300, 400, 600, 800, 1000)
+    cv_tol: float = 0.05  # REV: smallest window whose porosity spread (std/mean) is below this
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Network training (section 3.4)."""
+
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_step: int = 40  # epochs between learning-rate drops
+    lr_gamma: float = 0.1
+    width: float = 1.0  # channel multiplier of every model
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs; ``asdict(cfg)`` goes with every artifact."""
+
+    profile: str = "paper"
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    data: DataConfig = field(default_factory=DataConfig)
+    rev: RevConfig = field(default_factory=RevConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Overlays on the paper's settings, section by section.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {},
+    "book": {
+        "data": {
+            "slices_per_rock": 480,
+            "heldout_slices_per_rock": 120,
+            "slice_spacing_um": 4.5,
+            "gap_slices": 10,
+        },
+        "train": {"epochs": 30, "lr_step": 12},
+    },
+    "quick": {
+        "data": {
+            "image_size": 128,
+            "slices_per_rock": 144,
+            "heldout_slices_per_rock": 40,
+            "slice_spacing_um": 9.0,
+            "gap_slices": 4,
+        },
+        "rev": {"slices": 4, "windows": 48},
+        "train": {"epochs": 8, "lr_step": 5, "batch_size": 16, "width": 0.25},
+    },
+    "ci": {
+        "data": {
+            "image_size": 64,
+            "slices_per_rock": 24,
+            "heldout_slices_per_rock": 8,
+            "slice_spacing_um": 18.0,
+            "gap_slices": 2,
+        },
+        "rev": {
+            "field_px": 250,
+            "slices": 2,
+            "windows": 16,
+            "sizes": (10, 20, 40, 60, 100, 150, 250),
+        },
+        "train": {"epochs": 2, "lr_step": 1, "batch_size": 8, "width": 0.125},
+    },
+}
+
+
+def _overlay(obj: Any, changes: dict[str, Any], where: str) -> Any:
+    """Return ``obj`` (a dataclass) with ``changes`` applied, recursing into sections."""
+    known = {f.name: f for f in fields(obj)}
+    kwargs = {}
+    for key, value in changes.items():
+        if key not in known:
+            raise ValueError(
+                f"unknown setting {where}{key!r}; valid: {', '.join(sorted(known))}"
+            )
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise TypeError(f"setting {where}{key} must be a dict of its fields")
+            value = _overlay(current, value, f"{where}{key}.")
+        elif isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return replace(obj, **kwargs)
+
+
+def load_profile(name: str, **overrides: Any) -> Config:
+    """Configuration of profile ``name`` with optional per-section overrides.
+
+    Parameters
+    ----------
+    name : {"ci", "quick", "book", "paper"}
+        The profile.
+    **overrides
+        Sections and their changed fields, e.g. ``data={"image_size": 32}``,
+        or top-level fields such as ``device="cpu"``.
+
+    Raises
+    ------
+    ValueError
+        If the profile or a setting does not exist.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    cfg = _overlay(Config(profile=name), PROFILES[name], "")
+    cfg = _overlay(cfg, overrides, "")
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    d = cfg.data
+    if d.source not in ("synthetic", "drp"):
+        raise ValueError(f"data.source must be 'synthetic' or 'drp', got {d.source!r}")
+    if d.image_size < 8:
+        raise ValueError(f"data.image_size must be at least 8 px, got {d.image_size}")
+    n_val = round(d.slices_per_rock * d.val_fraction)
+    n_test = round(d.slices_per_rock * d.test_fraction)
+    if min(n_val, n_test) < 1 or d.slices_per_rock - n_val - n_test < 1:
+        raise ValueError(
+            f"data.slices_per_rock={d.slices_per_rock} leaves an empty train, validation "
+            f"or test slab with fractions {d.val_fraction:.3f}/{d.test_fraction:.3f}"
+        )
+    if d.gap_slices < 0:
+        raise ValueError(f"data.gap_slices must be >= 0, got {d.gap_slices}")
+    if not d.train_rocks:
+        raise ValueError("data.train_rocks is empty")
+    if max(cfg.rev.sizes) > cfg.rev.field_px:
+        raise ValueError(
+            f"rev.sizes go up to {max(cfg.rev.sizes)} px, beyond rev.field_px={cfg.rev.field_px}"
+        )
+
+
+def config_hash(section: Any, *extra: Any) -> str:
+    """Short stable hash of a config section (and extra keys) for caches."""
+    payload = asdict(section) if dataclasses.is_dataclass(section) else section
+    text = json.dumps([payload, *extra], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,425 @@
+r"""Synthetic "eleven sandstones": 3D grain packs that can be sliced anywhere.
+
+The real Digital Rocks Portal volumes cannot be downloaded on our machines,
+so by default the project studies synthetic rocks. Each rock is a 3D pack of
+ellipsoidal grains in a box (micrometres), so consecutive slices are
+correlated as in a real scan, and a slice can be rendered at any pixel size.
+
+The model, per rock (parameters in :data:`TEXTURES`):
+
+1. Grain sizes are log-normal: median equivalent diameter ``d50`` and
+   sorting ``sigma`` (standard deviation of :math:`\ln d`). Grains are
+   ellipsoids of random orientation, the short axis ``elongation`` times the
+   long one, all of the same volume as their equivalent sphere.
+2. Grains are placed by random sequential addition, each allowed to
+   overlap its neighbours by the fraction ``overlap`` of the sum of radii
+   (compaction and pressure solution), until the placed volume reaches
+   ``fill`` times the box.
+3. All grains are scaled by one factor ``s`` (quartz overgrowth / cement)
+   so that the porosity equals the target; a point :math:`x` is grain when
+   :math:`\min_i \sqrt{(x - c_i)^T M_i (x - c_i)} \le s`.
+4. Clay: where a smooth Gaussian random field (correlation length
+   ``clay_um``) exceeds a threshold, pore space is filled with clay, the
+   fraction ``clay`` of the intergranular pore space. Clay counts as solid
+   in the true geometry but images with an intermediate gray value.
+5. A fraction ``feldspar`` of the grains is feldspar (brighter than quartz).
+
+Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, sparse
+from scipy.spatial import cKDTree
+
+from dmtnn.rocks import Rock, get_rock
+
+__all__ = [
+    "PORE",
+    "QUARTZ",
+    "FELDSPAR",
+    "CLAY",
+    "Texture",
+    "TEXTURES",
+    "GrainPack",
+    "make_pack",
+    "render_phases",
+]
+
+log = logging.getLogger(__name__)
+
+#: Phase ids of a rendered slice.
+PORE, QUARTZ, FELDSPAR, CLAY = 0, 1, 2, 3
+
+GENERATOR_VERSION = 1  # bump when the model changes, so caches are rebuilt
+
+
+@dataclass(frozen=True)
+class Texture:
+    """Geometry parameters of one synthetic sandstone.
+
+    Attributes
+    ----------
+    d50_um : float
+        Median equivalent-sphere grain diameter, micrometres.
+    sorting : float
+        Standard deviation of the natural log of grain diameter.
+    elongation : float
+        Lower bound of the short/long axis ratio of the grains (uniform in
+        [elongation, 1]).
+    overlap : float
+        Allowed overlap of two grains, as a fraction of the sum of radii.
+    fill : float
+        Placed grain volume relative to the box before cementation.
+    clay : float
+        Fraction of the intergranular pore space filled by clay.
+    clay_um : float
+        Correlation length of the clay field, micrometres.
+    feldspar : float
+        Fraction of grains that are feldspar.
+    """
+
+    d50_um: float
+    sorting: float = 0.35
+    elongation: float = 0.6
+    overlap: float = 0.15
+    fill: float = 0.9
+    clay: float = 0.1
+    clay_um: float = 12.0
+    feldspar: float = 0.08
+
+
+#: Per-rock textures. Grain sizes are typical values for these formations
+#: (fine to medium sand); they are assumptions of the synthetic model, not
+#: measurements of the portal volumes. Berea's d50 was calibrated so that its
+#: two-point correlation and chord lengths match the real Imperial College
+#: Berea volume at the paper's pixel size (notebook 01); the others kept their
+#: ratio to Berea's first guess of 150 um.
+TEXTURES: dict[str, Texture] = {
+    "Bandera Gray": Texture(d50_um=98, sorting=0.40, clay=0.16, feldspar=0.12),
+    "Parker": Texture(d50_um=107, sorting=0.40, clay=0.14, feldspar=0.10),
+    "Kirby": Texture(d50_um=130, sorting=0.38, clay=0.12, feldspar=0.10),
+    "Bandera Brown": Texture(d50_um=103, sorting=0.42, clay=0.18, feldspar=0.12),
+    "Berea Sister Gray": Texture(d50_um=130, sorting=0.35, clay=0.10, feldspar=0.08),
+    "Berea Upper Gray": Texture(d50_um=130, sorting=0.35, clay=0.09, feldspar=0.08),
+    "Berea": Texture(d50_um=140, sorting=0.35, clay=0.08, feldspar=0.08),
+    "Castle Gate": Texture(d50_um=163, sorting=0.40, clay=0.07, feldspar=0.10),
+    "Buff Berea": Texture(d50_um=150, sorting=0.35, clay=0.06, feldspar=0.07),
+    "Leopard": Texture(d50_um=140, sorting=0.32, clay=0.05, feldspar=0.06),
+    "Bentheimer": Texture(d50_um=215, sorting=0.30, clay=0.03, feldspar=0.05),
+}
+
+
+@dataclass(frozen=True)
+class GrainPack:
+    """A synthetic rock: grains in a box (all lengths in micrometres).
+
+    Attributes
+    ----------
+    centers : (N, 3) float array
+        Grain centres (z, y, x).
+    shapes : (N, 3, 3) float array
+        Quadratic forms :math:`M_i`; the grain is
+        :math:`(x - c_i)^T M_i (x - c_i) \le s^2`.
+    half_widths : (N, 3) float array
+        Half extent of each grain at scale 1 along z, y, x.
+    minerals : (N,) uint8 array
+        ``QUARTZ`` or ``FELDSPAR``.
+    scale : float
+        Cementation factor ``s``.
+    clay_field : 3D float32 array
+        Gaussian random field on a regular grid of spacing ``clay_grid_um``
+        with origin at the box corner.
+    clay_threshold : float
+        Pore is clay where the field exceeds this value.
+    box_um : (3,) float
+        Box extent (z, y, x); slices and windows must stay inside.
+    """
+
+    centers: np.ndarray
+    shapes: np.ndarray
+    half_widths: np.ndarray
+    minerals: np.ndarray
+    scale: float
+    clay_field: np.ndarray
+    clay_grid_um: float
+    clay_threshold: float
+    box_um: tuple[float, float, float]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "centers": self.centers,
+            "shapes": self.shapes,
+            "half_widths": self.half_widths,
+            "minerals": self.minerals,
+            "scale": np.float64(self.scale),
+            "clay_field": self.clay_field,
+            "clay_grid_um": np.float64(self.clay_grid_um),
+            "clay_threshold": np.float64(self.clay_threshold),
+            "box_um": np.asarray(self.box_um, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> GrainPack:
+        return cls(
+            centers=a["centers"],
+            shapes=a["shapes"],
+            half_widths=a["half_widths"],
+            minerals=a["minerals"],
+            scale=float(a["scale"]),
+            clay_field=a["clay_field"],
+            clay_grid_um=float(a["clay_grid_um"]),
+            clay_threshold=float(a["clay_threshold"]),
+            box_um=tuple(float(v) for v in a["box_um"]),
+        )
+
+
+def _random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random rotation matrices from normalised quaternions."""
+    q = rng.standard_normal((n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        axis=1,
+    )
+
+
+def _place_grains(
+    texture: Texture, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random sequential addition of overlapping spheres: centres and radii."""
+    r50 = texture.d50_um / 2
+    r_max = r50 * np.exp(2.5 * texture.sorting)
+    target = texture.fill * np.prod(hi - lo)
+    keep = 1.0 - texture.overlap
+    centers = np.empty((0, 3))
+    radii = np.empty(0)
+    placed_volume, batch, failures = 0.0, 512, 0
+    while placed_volume < target and failures < 8:
+        cand = rng.uniform(lo, hi, size=(batch, 3))
+        rc = np.minimum(r50 * np.exp(texture.sorting * rng.standard_normal(batch)), r_max)
+        ok = np.ones(batch, bool)
+        if len(centers):
+            tree = cKDTree(centers)
+            for i, near in enumerate(tree.query_ball_point(cand, keep * (rc + r_max))):
+                if near:
+                    dist = np.linalg.norm(centers[near] - cand[i], axis=1)
+                    ok[i] = np.all(dist >= keep * (rc[i] + radii[near]))
+        accepted = []
+        for i in np.flatnonzero(ok):  # conflicts inside the batch, in order
+            if accepted:
+                dist = np.linalg.norm(cand[accepted] - cand[i], axis=1)
+                if np.any(dist < keep * (rc[i] + rc[accepted])):
+                    continue
+            accepted.append(i)
+            placed_volume += 4 / 3 * np.pi * rc[i] ** 3
+            if placed_volume >= target:
+                break
+        failures = failures + 1 if len(accepted) < batch // 50 else 0
+        centers = np.concatenate([centers, cand[accepted]])
+        radii = np.concatenate([radii, rc[accepted]])
+    return centers, radii
+
+
+def _clay_field(
+    box: np.ndarray, grid_um: float, corr_um: float, rng: np.random.Generator
+) -> np.ndarray:
+    shape = tuple(int(np.ceil(b / grid_um)) + 2 for b in box)
+    field = ndimage.gaussian_filter(
+        rng.standard_normal(shape, dtype=np.float32), sigma=corr_um / grid_um, mode="wrap"
+    )
+    field -= field.mean()
+    field /= field.std()
+    return field.astype(np.float32)
+
+
+def _grain_field(
+    pack: GrainPack, z_um: float, size: int, pixel_um: float, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest normalised distance to any grain, and that grain's index, on a slice."""
+    ratio = np.full((size, size), np.inf, dtype=np.float32)
+    owner = np.full((size, size), -1, dtype=np.int32)
+    extent = size * pixel_um
+    hw = pack.half_widths * scale
+    c = pack.centers
+    near = (
+        (np.abs(c[:, 0] - z_um) < hw[:, 0])
+        & (c[:, 1] + hw[:, 1] > 0)
+        & (c[:, 1] - hw[:, 1] < extent)
+        & (c[:, 2] + hw[:, 2] > 0)
+        & (c[:, 2] - hw[:, 2] < extent)
+    )
+    axis = (np.arange(size) + 0.5) * pixel_um  # pixel centres
+    for i in np.flatnonzero(near):
+        cz, cy, cx = c[i]
+        y0, y1 = np.searchsorted(axis, [cy - hw[i, 1], cy + hw[i, 1]])
+        x0, x1 = np.searchsorted(axis, [cx - hw[i, 2], cx + hw[i, 2]])
+        if y0 >= y1 or x0 >= x1:
+            continue
+        dz = z_um - cz
+        dy = (axis[y0:y1] - cy)[:, None]
+        dx = (axis[x0:x1] - cx)[None, :]
+        m = pack.shapes[i]
+        q = (
+            m[0, 0] * dz * dz
+            + m[1, 1] * dy * dy
+            + m[2, 2] * dx * dx
+            + 2 * (m[0, 1] * dz * dy + m[0, 2] * dz * dx + m[1, 2] * dy * dx)
+        )
+        r = np.sqrt(q, dtype=np.float32)
+        window = ratio[y0:y1, x0:x1]
+        closer = r < window
+        window[closer] = r[closer]
+        owner[y0:y1, x0:x1][closer] = i
+    return ratio, owner
+
+
+def _linear_weights(coords: np.ndarray, n: int) -> sparse.csr_matrix:
+    """Sparse matrix of linear interpolation from a grid of ``n`` nodes to ``coords`` (in nodes)."""
+    coords = np.clip(coords, 0, n - 1)
+    lo = np.minimum(np.floor(coords).astype(int), n - 2)
+    frac = coords - lo
+    rows = np.repeat(np.arange(len(coords)), 2)
+    cols = np.stack([lo, lo + 1], 1).ravel()
+    vals = np.stack([1 - frac, frac], 1).ravel()
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(len(coords), n))
+
+
+def _clay_mask(pack: GrainPack, z_um: float, size: int, pixel_um: float) -> np.ndarray:
+    field = pack.clay_field
+    z = np.clip(z_um / pack.clay_grid_um, 0, field.shape[0] - 1)
+    k = min(int(z), field.shape[0] - 2)
+    plane = (1 - (z - k)) * field[k] + (z - k) * field[k + 1]  # trilinear = lerp in z ...
+    axis = (np.arange(size) + 0.5) * pixel_um / pack.clay_grid_um
+    wy = _linear_weights(axis, field.shape[1])
+    wx = _linear_weights(axis, field.shape[2])
+    values = wy @ (wx @ plane.T).T  # ... then bilinear in the plane
+    return np.asarray(values) > pack.clay_threshold
+
+
+def render_phases(
+    pack: GrainPack, z_um: float, size: int, pixel_um: float, *, scale: float | None = None
+) -> np.ndarray:
+    """Phase map of one slice: PORE, QUARTZ, FELDSPAR or CLAY per pixel.
+
+    Parameters
+    ----------
+    pack : GrainPack
+        The rock.
+    z_um : float
+        Depth of the slice in the box, micrometres.
+    size : int
+        Slice side in pixels; the slice covers ``[0, size * pixel_um)`` in y and x.
+    pixel_um : float
+        Pixel size, micrometres.
+    scale : float, optional
+        Cementation factor; default the pack's calibrated one.
+
+    Returns
+    -------
+    (size, size) uint8 array
+    """
+    extent = size * pixel_um
+    if not (0 <= z_um <= pack.box_um[0]) or extent > min(pack.box_um[1:]) + 1e-6:
+        raise ValueError(
+            f"slice z={z_um:.1f} um, {extent:.1f} um wide, lies outside the pack's box "
+            f"{tuple(round(b, 1) for b in pack.box_um)} um"
+        )
+    s = pack.scale if scale is None else scale
+    ratio, owner = _grain_field(pack, z_um, size, pixel_um, s)
+    grain = ratio <= s
+    phases = np.where(grain, pack.minerals[np.maximum(owner, 0)], PORE).astype(np.uint8)
+    phases[~grain & _clay_mask(pack, z_um, size, pixel_um)] = CLAY
+    return phases
+
+
+def make_pack(
+    rock: str | Rock,
+    box_um: tuple[float, float, float],
+    *,
+    porosity: float | None = None,
+    texture: Texture | None = None,
+    seed: int | np.random.SeedSequence = 0,
+    calibration_slices: int = 6,
+    calibration_px: int = 256,
+) -> GrainPack:
+    """Build a synthetic rock in a box and calibrate it to a target porosity.
+
+    Parameters
+    ----------
+    rock : str or Rock
+        Rock name (texture and default porosity come from it).
+    box_um : (z, y, x) floats
+        Extent of the region that will be sliced, micrometres. Grains are
+        placed in a margin around it as well, so its borders are not depleted.
+    porosity : float, optional
+        Target porosity (pore fraction, clay counted as solid); default the
+        rock's segmented porosity from the facts table.
+    texture : Texture, optional
+        Override the rock's texture.
+    seed : int or SeedSequence
+        Randomness; equal seeds give equal packs.
+    calibration_slices, calibration_px : int
+        Slices (spread over the box) and their size in pixels used to solve
+        for the cementation factor.
+
+    Returns
+    -------
+    GrainPack
+    """
+    rock = get_rock(rock) if isinstance(rock, str) else rock
+    texture = texture or TEXTURES[rock.name]
+    target = rock.segmented_porosity if porosity is None else porosity
+    if not 0.02 <= target <= 0.6:
+        raise ValueError(f"porosity must lie in [0.02, 0.6], got {target}")
+    rng = np.random.default_rng(seed)
+    box = np.asarray(box_um, dtype=float)
+    r_bound = texture.d50_um / 2 * np.exp(2.5 * texture.sorting) / texture.elongation ** (2 / 3)
+    margin = 1.3 * r_bound
+    centers, radii = _place_grains(texture, -margin, box + margin, rng)
+    n = len(radii)
+    # Ellipsoids of the sphere's volume: axes r * (a, a, a * e) with a^2 * a * e = 1.
+    e = rng.uniform(texture.elongation, 1.0, n)
+    axes = radii[:, None] * np.stack([np.ones(n), np.ones(n), e], 1) / e[:, None] ** (1 / 3)
+    rot = _random_rotations(n, rng)
+    shapes = np.einsum("nij,nj,nkj->nik", rot, 1 / axes**2, rot)
+    inverse = np.einsum("nij,nj,nkj->nik", rot, axes**2, rot)
+    half_widths = np.sqrt(np.einsum("nii->ni", inverse))
+    minerals = np.where(rng.random(n) < texture.feldspar, FELDSPAR, QUARTZ).astype(np.uint8)
+    grid = min(texture.clay_um / 2, 8.0)
+    clay = _clay_field(box, grid, texture.clay_um, rng)
+    clay_threshold = float(np.quantile(clay, 1 - texture.clay))
+    s_max = 1.8
+    pack = GrainPack(
+        centers, shapes, half_widths, minerals, s_max, clay, grid, clay_threshold, tuple(box)
+    )
+    # Cementation factor: the porosity is the fraction of non-clay points farther than s.
+    size = calibration_px
+    pixel = min(box[1:]) / size
+    ratios, not_clay = [], []
+    for z in np.linspace(0, box[0], calibration_slices + 2)[1:-1]:
+        ratios.append(_grain_field(pack, z, size, pixel, s_max)[0].ravel())
+        not_clay.append(~_clay_mask(pack, z, size, pixel).ravel())
+    ratio, free = np.concatenate(ratios), np.concatenate(not_clay)
+    share = target / free.mean()
+    if share >= 1:
+        raise ValueError(
+            f"{rock.name}: clay fills {1 - free.mean():.2f} of the volume, more than the target "
+            f"porosity {target:.3f} allows"
+        )
+    s = float(np.quantile(ratio[free], 1 - share))
+    if not np.isfinite(s) or s >= s_max:
+        raise RuntimeError(f"{rock.name}: cementation factor {s} out of range; grains too sparse")
+    log.info("%s: %d grains, cementation factor %.3f", rock.name, n, s)
+    return GrainPack(
+        centers, shapes, half_widths, minerals, s, clay, grid, clay_threshold, tuple(box)
+    )
