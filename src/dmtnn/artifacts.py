@@ -18,7 +18,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ class Store:
             "key": key,
             "sha256": sha256sum(path),
             "bytes": path.stat().st_size,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "version": __version__,
             "config": config,
         }

@@ -27,6 +27,7 @@ __all__ = [
     "chord_lengths",
     "rev_porosity",
     "rev_size",
+    "describe",
 ]
 
 
@@ -196,3 +197,44 @@ def rev_size(curve: pd.DataFrame, cv_tol: float) -> float:
     # From that size on, every larger window must also satisfy the tolerance.
     tail_ok = np.flip(np.logical_and.accumulate(np.flip(below)))
     return float(curve["size"].to_numpy()[tail_ok][0]) if tail_ok.any() else float("nan")
+
+
+def describe(solid: np.ndarray, max_lag: int = 30) -> dict:
+    """Porosity, normalised two-point correlation and chord lengths of a stack of slices.
+
+    The statistics are taken in the plane of each slice (axes 1 and 2 of a
+    stack), as the networks see them.
+
+    Returns
+    -------
+    dict with ``porosity``; ``lags`` and ``s2_norm`` = (S2 - phi^2) / (phi - phi^2),
+    which falls from 1 at r = 0 towards 0; ``corr_length`` (px) where
+    ``s2_norm`` first drops below 1/e; ``pore_chords``, ``grain_chords`` (px)
+    and their means.
+    """
+    stack = _binary(solid)
+    if stack.ndim == 2:
+        stack = stack[None]
+    phi = porosity(stack)
+    per_slice = [two_point_correlation(s, max_lag)[1] for s in stack]
+    s2 = np.mean(per_slice, axis=0)
+    lags = np.arange(max_lag + 1)
+    norm = (s2 - phi**2) / (phi - phi**2)
+    below = np.flatnonzero(norm < np.exp(-1))
+    if below.size:
+        k = below[0]
+        corr = k - 1 + (norm[k - 1] - np.exp(-1)) / (norm[k - 1] - norm[k])
+    else:
+        corr = float("nan")
+    pore = chord_lengths(stack, phase=0, axes=(1, 2))
+    grain = chord_lengths(stack, phase=1, axes=(1, 2))
+    return {
+        "porosity": phi,
+        "lags": lags,
+        "s2_norm": norm,
+        "corr_length": float(corr),
+        "pore_chords": pore,
+        "grain_chords": grain,
+        "mean_pore_chord": float(pore.mean()) if pore.size else float("nan"),
+        "mean_grain_chord": float(grain.mean()) if grain.size else float("nan"),
+    }

@@ -29,6 +29,7 @@ from functools import lru_cache
 from multiprocessing import get_context
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from dmtnn.artifacts import Store, artifacts_root
@@ -50,6 +51,7 @@ __all__ = [
     "generate_rock",
     "build_dataset",
     "store_for",
+    "summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,17 @@ class Dataset:
         if name not in self.rocks:
             raise KeyError(f"rock {name!r} is not in this dataset ({', '.join(self.rocks)})")
         return self.rocks[name]
+
+    def cube(self, rock: str, split: str = "train") -> np.ndarray:
+        """Consecutive grayscale slices of ``rock`` thinned to about cubic voxels, (D, S, S).
+
+        Slices are ``slice_spacing_um`` apart and pixels ``pixel_um`` wide; every
+        k-th slice is kept so that the stack is roughly isotropic (Fig. 5).
+        """
+        r = self[rock]
+        step = max(1, round(self.config.pixel_um / self.config.slice_spacing_um))
+        idx = r.select(split)[::step][: self.config.image_size]
+        return r.gray[idx]
 
     def split(self, split: str, rocks: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Slices of one split stacked over rocks.
@@ -344,3 +357,36 @@ def build_dataset(
             threshold=float(a["threshold"]),
         )
     return Dataset(data, slices)
+
+
+def summary(dataset: Dataset) -> pd.DataFrame:
+    """One row per rock: role, slices, target and generated porosity, label accuracy.
+
+    Columns: ``rock``, ``role`` (train / held-out / unseen), ``slices``,
+    ``target_porosity`` (segmented porosity of the portal volume),
+    ``lab_porosity``, ``truth_porosity`` (synthetic only), ``label_porosity``
+    (threshold segmentation), ``label_accuracy`` (label vs truth pixel
+    accuracy; synthetic only) and ``threshold``.
+    """
+    from dmtnn.metrics import pixel_accuracy
+    from dmtnn.morphology import porosity
+
+    cfg = dataset.config
+    roles = {**{get_rock(r).name: "train" for r in cfg.train_rocks},
+             **{get_rock(r).name: "held-out" for r in cfg.heldout_rocks},
+             **{get_rock(r).name: "unseen" for r in cfg.unseen_rocks}}
+    rows = []
+    for name, r in dataset.rocks.items():
+        rock = get_rock(name)
+        rows.append({
+            "rock": name,
+            "role": roles.get(name, "-"),
+            "slices": len(r.gray),
+            "target_porosity": rock.segmented_porosity,
+            "lab_porosity": rock.lab_porosity,
+            "truth_porosity": porosity(r.truth) if r.truth is not None else np.nan,
+            "label_porosity": porosity(r.label),
+            "label_accuracy": pixel_accuracy(r.label, r.truth) if r.truth is not None else np.nan,
+            "threshold": r.threshold,
+        })
+    return pd.DataFrame(rows)

@@ -26,7 +26,15 @@ import numpy as np
 
 from dmtnn.data.drp import open_volume
 
-__all__ = ["RealVolume", "REAL_VOLUMES", "RealDataMissing", "real_root", "available", "load_real"]
+__all__ = [
+    "RealVolume",
+    "REAL_VOLUMES",
+    "RealDataMissing",
+    "real_root",
+    "available",
+    "load_real",
+    "real_slices",
+]
 
 ENV_VAR = "DMTNN_REAL_DATA"
 
@@ -109,3 +117,27 @@ def load_real(name: str) -> tuple[np.ndarray, float | None]:
     if not np.isin(values, (0, v.grain_value)).all():
         raise ValueError(f"{path}: expected values 0 and {v.grain_value}, found {values[:10]}")
     return (volume == v.grain_value).astype(np.uint8), v.voxel_um
+
+
+def real_slices(name: str, pixel_um: float, *, every: int = 1) -> np.ndarray:
+    """Slices (along axis 0) of a real volume reduced to ``pixel_um`` by area fraction.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REAL_VOLUMES` with a known voxel size.
+    pixel_um : float
+        Target pixel size, e.g. the paper's 8.79 um; must not be finer than
+        the volume's voxels.
+    every : int
+        Take every ``every``-th slice.
+    """
+    from dmtnn.data.resample import reduce_binary
+
+    volume, voxel = load_real(name)
+    if voxel is None:
+        raise ValueError(f"real volume {name} has no known voxel size; cannot rescale it")
+    size = round(volume.shape[1] * voxel / pixel_um)
+    if size > volume.shape[1]:
+        raise ValueError(f"{name}: {pixel_um} um pixels are finer than its {voxel} um voxels")
+    return reduce_binary(volume[::every], size)

@@ -116,7 +116,7 @@ TEXTURES: dict[str, Texture] = {
 
 @dataclass(frozen=True)
 class GrainPack:
-    """A synthetic rock: grains in a box (all lengths in micrometres).
+    r"""A synthetic rock: grains in a box (all lengths in micrometres).
 
     Attributes
     ----------

@@ -1,0 +1,77 @@
+# The two commands of the README:
+#   make book   environment + data + notebooks (papermill) + HTML book
+#   make test   unit tests + notebooks in the ci profile + book build check
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+# torch: a version both 2.13 (CPU machines) and 2.11 (the GPU machine) satisfy.
+# Installed first and pinned, so that no step pulls a multi-GB CUDA build on a CPU
+# machine; set TORCH_INDEX=https://download.pytorch.org/whl/cpu where PyPI's default
+# Linux wheel would be the CUDA one.
+TORCH   ?= torch==2.13.0
+TORCH_INDEX ?=
+# book on a CUDA machine, quick otherwise
+PROFILE ?= $(shell $(PY) -c "import torch; print('book' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: help venv data notebooks stage book html test unit nbtest booktest lint clean
+
+help:
+	@echo "make book   build the book (profile: $(PROFILE)); make test   run all tests"
+	@echo "make html   build the published record's HTML without running anything"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -e ".[book,dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dmtnn)" >/dev/null
+	touch $@
+
+venv: $(VENV)/.installed
+
+data: venv
+	$(PY) -m dmtnn.data --profile $(PROFILE)
+
+notebooks: data
+	$(PY) -m dmtnn.pipeline --profile $(PROFILE)
+
+# Stage executed notebooks for Jupyter Book: SRC is a run's folder or published/.
+SRC ?= artifacts/$(PROFILE)/notebooks
+stage:
+	@test -n "$$(ls $(SRC)/*.ipynb 2>/dev/null)" || { echo "no executed notebooks in $(SRC)"; exit 1; }
+	rm -rf book/notebooks && mkdir -p book/notebooks && cp $(SRC)/*.ipynb book/notebooks/
+
+book: notebooks
+	$(MAKE) --no-print-directory stage SRC=artifacts/$(PROFILE)/notebooks
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+	$(PY) -m dmtnn.bookcheck _build/html
+
+# The published record (GPU, book profile), committed in published/: no execution.
+html: venv
+	$(MAKE) --no-print-directory stage SRC=published
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+	$(PY) -m dmtnn.bookcheck _build/html
+
+unit: venv
+	$(PY) -m pytest tests -q
+
+nbtest: venv
+	$(PY) -m dmtnn.pipeline --profile ci
+
+booktest: nbtest
+	rm -rf _build
+	$(MAKE) --no-print-directory stage SRC=artifacts/ci/notebooks
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+	$(PY) -m dmtnn.bookcheck _build/html
+
+test: lint unit booktest
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf _build book/notebooks

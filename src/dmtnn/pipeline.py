@@ -1,0 +1,203 @@
+"""Run the book's notebooks in order with papermill.
+
+::
+
+    python -m dmtnn.pipeline --profile quick            # all notebooks
+    python -m dmtnn.pipeline --profile quick --from 02  # resume at 02
+    python -m dmtnn.pipeline --profile ci --only 01     # just one
+
+Source notebooks (``notebooks/NN_*.ipynb``) are kept without outputs. Each
+run writes executed copies to ``artifacts/<profile>/notebooks/``; they never
+overwrite the sources, nor the published record in ``published/`` (the
+executed notebooks of the GPU ``book`` run, committed). ``make book`` stages
+one of the two into ``book/notebooks/`` for Jupyter Book.
+
+Every executed copy gets a stamp after its title: profile, device, date, git
+commit and run time. The pipeline stops at the first failing notebook, names
+it and the failing cell, and keeps the partial copy for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dmtnn.artifacts import artifacts_root, atomic_write, repo_root
+from dmtnn.config import PROFILES
+
+__all__ = ["notebooks", "run", "device_name", "stamp_text", "main"]
+
+log = logging.getLogger(__name__)
+
+NOTEBOOK_DIR = "notebooks"
+
+
+def notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered source notebooks ``NN_name.ipynb`` in order."""
+    folder = Path(folder) if folder else _root() / NOTEBOOK_DIR
+    found = sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d_", p.name))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {folder}")
+    return found
+
+
+def _root() -> Path:
+    root = repo_root()
+    if root is None:
+        raise FileNotFoundError("run the pipeline inside the dmtnn checkout (no _toc.yml found)")
+    return root
+
+
+def device_name() -> str:
+    """The accelerator the kernels will use, in words."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+
+
+def _commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=10"],
+            capture_output=True, text=True, check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def stamp_text(profile: str, device: str, commit: str, seconds: float, when: datetime) -> str:
+    """Markdown of the run stamp inserted into each executed notebook."""
+    minutes, secs = divmod(round(seconds), 60)
+    return (
+        "```{admonition} Run stamp\n"
+        f"profile `{profile}` · {device} · {when:%Y-%m-%d %H:%M} UTC · "
+        f"commit `{commit}` · run time {minutes} min {secs:02d} s\n"
+        "```"
+    )
+
+
+def _add_stamp(path: Path, text: str) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["tags"] = ["run-stamp"]
+    nb.cells.insert(1, cell)  # after the title cell, so the title stays first
+    nbformat.validator.normalize(nb)
+    atomic_write(path, lambda tmp: nbformat.write(nb, tmp))
+
+
+def run(
+    profile: str,
+    *,
+    start: str | None = None,
+    only: str | None = None,
+    output_dir: str | os.PathLike | None = None,
+    kernel: str = "python3",
+) -> list[Path]:
+    """Execute the notebooks for ``profile``; return the executed copies.
+
+    Parameters
+    ----------
+    profile : str
+        One of :data:`dmtnn.config.PROFILES`.
+    start : str, optional
+        Number (``"02"``) of the first notebook to run.
+    only : str, optional
+        Number of the single notebook to run.
+    output_dir : path, optional
+        Where executed copies go; default ``artifacts/<profile>/notebooks``.
+    kernel : str
+        Jupyter kernel name.
+
+    Raises
+    ------
+    RuntimeError
+        When a notebook fails; the message names the notebook and the cell.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    root = _root()
+    todo = notebooks(root / NOTEBOOK_DIR)
+    numbers = [p.name[:2] for p in todo]
+    for flag, value in (("--from", start), ("--only", only)):
+        if value is not None and value.zfill(2) not in numbers:
+            raise ValueError(f"{flag} {value}: no notebook with that number ({', '.join(numbers)})")
+    if only is not None:
+        todo = [p for p in todo if p.name[:2] == only.zfill(2)]
+    elif start is not None:
+        todo = [p for p in todo if p.name[:2] >= start.zfill(2)]
+    out_dir = Path(output_dir) if output_dir else artifacts_root() / profile / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {"DMTNN_ARTIFACTS": str(artifacts_root()), "DMTNN_PROGRESS": "0",
+           "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    os.environ.update(env)  # the kernel inherits the environment
+    device, commit = device_name(), _commit(root)
+    done = []
+    t_all = time.perf_counter()
+    for k, source in enumerate(todo, 1):
+        target = out_dir / source.name
+        print(f"[{k}/{len(todo)}] {source.name} ({profile}) ...", flush=True)
+        t0 = time.perf_counter()
+        partial = target.with_name(f".{target.stem}.partial.ipynb")
+        try:
+            papermill.execute_notebook(
+                str(source), str(partial), parameters={"profile": profile},
+                kernel_name=kernel, cwd=str(source.parent), progress_bar=False,
+            )
+        except PapermillExecutionError as err:
+            raise RuntimeError(
+                f"{source.name} failed in cell {err.cell_index} (execution count "
+                f"{err.exec_count}): {err.ename}: {err.evalue}\n"
+                f"partial output: {partial}\n"
+                f"fix it, then resume with: python -m dmtnn.pipeline --profile {profile} "
+                f"--from {source.name[:2]}"
+            ) from None
+        seconds = time.perf_counter() - t0
+        _add_stamp(partial, stamp_text(profile, device, commit, seconds,
+                                       datetime.now(UTC)))
+        os.replace(partial, target)
+        done.append(target)
+        print(f"      done in {seconds:.0f} s (total {time.perf_counter() - t_all:.0f} s)",
+              flush=True)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dmtnn.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", required=True, choices=list(PROFILES))
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--from", dest="start", metavar="NN", help="first notebook to run")
+    group.add_argument("--only", metavar="NN", help="run just this notebook")
+    parser.add_argument("--output-dir", help="folder for executed notebooks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        run(args.profile, start=args.start, only=args.only, output_dir=args.output_dir)
+    except (RuntimeError, ValueError, FileNotFoundError) as err:
+        print(f"pipeline stopped: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

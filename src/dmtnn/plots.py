@@ -1,0 +1,115 @@
+"""Figures of the book, drawn with matplotlib from library results.
+
+Each function takes data and returns the figure; notebooks only call them.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+__all__ = ["cube", "cubes", "slices_grid", "rev_curves", "morphology_comparison"]
+
+
+def cube(ax, volume: np.ndarray, *, max_px: int = 64, cmap: str = "gray", title: str = ""):
+    """Draw the three visible faces of a (D, H, W) volume on a 3D axis (Fig. 5 style)."""
+    step = max(1, int(np.ceil(max(volume.shape) / max_px)))
+    v = volume[::step, ::step, ::step].astype(float)
+    lo, hi = np.percentile(v, [1, 99])
+    norm = plt.Normalize(lo, hi)
+    colors = plt.get_cmap(cmap)
+    d, h, w = v.shape
+    # top face (z = d), front face (y = 0), right face (x = w)
+    yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ax.plot_surface(xx, yy, np.full_like(xx, d, dtype=float), facecolors=colors(norm(v[0])),
+                    rstride=1, cstride=1, shade=False, linewidth=0)
+    zz, xx2 = np.meshgrid(np.arange(d), np.arange(w), indexing="ij")
+    ax.plot_surface(xx2, np.zeros_like(xx2), d - zz, facecolors=colors(norm(v[:, 0, :])),
+                    rstride=1, cstride=1, shade=False, linewidth=0)
+    zz, yy2 = np.meshgrid(np.arange(d), np.arange(h), indexing="ij")
+    ax.plot_surface(np.full_like(yy2, w - 1), yy2, d - zz, facecolors=colors(norm(v[:, :, -1])),
+                    rstride=1, cstride=1, shade=False, linewidth=0)
+    ax.set_box_aspect((w, h, d))
+    ax.view_init(elev=25, azim=-60)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def cubes(volumes: dict[str, np.ndarray], *, ncols: int = 4, size: float = 2.6):
+    """One cube per rock (Fig. 5)."""
+    n = len(volumes)
+    nrows = int(np.ceil(n / ncols))
+    fig = plt.figure(figsize=(size * ncols, size * nrows))
+    for i, (name, vol) in enumerate(volumes.items(), 1):
+        cube(fig.add_subplot(nrows, ncols, i, projection="3d"), vol, title=name)
+    fig.subplots_adjust(wspace=0, hspace=0.05, left=0, right=1, top=0.95, bottom=0)
+    return fig
+
+
+def slices_grid(rows: dict[str, dict[str, np.ndarray]], *, size: float = 2.2):
+    """A grid: one row per rock, one column per image kind (e.g. gray, label) (Fig. 6)."""
+    names = list(rows)
+    kinds = list(rows[names[0]])
+    fig, axes = plt.subplots(len(kinds), len(names), figsize=(size * len(names),
+                                                              size * len(kinds)), squeeze=False)
+    for j, name in enumerate(names):
+        for i, kind in enumerate(kinds):
+            ax = axes[i, j]
+            ax.imshow(rows[name][kind], cmap="gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(kind)
+    fig.tight_layout()
+    return fig
+
+
+def rev_curves(curves: dict[str, pd.DataFrame], *, pixel_um: dict[str, float] | float,
+               paper_rev_um: float | None = None, ncols: int = 4, size: float = 2.8):
+    """Window porosity (mean and 5-95 % band) against window size in um, one panel per rock."""
+    n = len(curves)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.85 * nrows),
+                             sharex=True, squeeze=False)
+    for ax, (name, df) in zip(axes.flat, curves.items(), strict=False):
+        px = pixel_um[name] if isinstance(pixel_um, dict) else pixel_um
+        x = df["size"] * px
+        ax.fill_between(x, df["p05"], df["p95"], alpha=0.3, label="5-95 %")
+        ax.plot(x, df["mean"], "o-", ms=3, label="mean")
+        if paper_rev_um:
+            ax.axvline(paper_rev_um, color="k", ls=":", lw=1, label="paper REV")
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(0, max(0.5, float(df["p95"].max()) + 0.05))
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("window side (um)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("2D porosity")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def morphology_comparison(stats: dict[str, dict], *, pixel_um: float):
+    """Normalised S2 and pore / grain chord-length distributions of several samples."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    bins = np.arange(1, 80, 2)
+    for name, s in stats.items():
+        axes[0].plot(s["lags"] * pixel_um, s["s2_norm"], "-o", ms=3, label=name)
+        for ax, key in ((axes[1], "pore_chords"), (axes[2], "grain_chords")):
+            hist, edges = np.histogram(s[key], bins=bins, density=True)
+            ax.step(edges[:-1] * pixel_um, hist, where="post", label=name)
+    axes[0].set(xlabel="lag r (um)", ylabel=r"$(S_2 - \phi^2)/(\phi - \phi^2)$",
+                title="two-point correlation")
+    axes[1].set(xlabel="chord length (um)", ylabel="density", title="pore chords", yscale="log")
+    axes[2].set(xlabel="chord length (um)", ylabel="density", title="grain chords", yscale="log")
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
