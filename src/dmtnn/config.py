@@ -183,7 +183,7 @@ def _overlay(obj: Any, changes: dict[str, Any], where: str) -> Any:
     for key, value in changes.items():
         if key not in known:
             raise ValueError(
-                f"unknown setting {where}{key!r}; valid: {', '.join(sorted(known))}"
+                f"unknown setting {where}{key}; valid: {', '.join(sorted(known))}"
             )
         current = getattr(obj, key)
         if is_dataclass(current):

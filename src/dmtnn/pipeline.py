@@ -101,12 +101,23 @@ def _add_stamp(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: nbformat.write(nb, tmp))
 
 
+def _source_cell(executed: Path, index: int) -> int:
+    """1-based number, in the source notebook, of cell ``index`` of the executed copy."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    injected = [i for i, c in enumerate(nb.cells)
+                if "injected-parameters" in c.metadata.get("tags", [])]
+    return index + 1 - sum(1 for i in injected if i < index)
+
+
 def run(
     profile: str,
     *,
     start: str | None = None,
     only: str | None = None,
     output_dir: str | os.PathLike | None = None,
+    notebook_dir: str | os.PathLike | None = None,
     kernel: str = "python3",
 ) -> list[Path]:
     """Execute the notebooks for ``profile``; return the executed copies.
@@ -121,6 +132,8 @@ def run(
         Number of the single notebook to run.
     output_dir : path, optional
         Where executed copies go; default ``artifacts/<profile>/notebooks``.
+    notebook_dir : path, optional
+        Source notebooks; default ``notebooks/`` of the checkout.
     kernel : str
         Jupyter kernel name.
 
@@ -134,8 +147,8 @@ def run(
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    root = _root()
-    todo = notebooks(root / NOTEBOOK_DIR)
+    root = repo_root() or Path.cwd()
+    todo = notebooks(notebook_dir or _root() / NOTEBOOK_DIR)
     numbers = [p.name[:2] for p in todo]
     for flag, value in (("--from", start), ("--only", only)):
         if value is not None and value.zfill(2) not in numbers:
@@ -163,9 +176,11 @@ def run(
                 kernel_name=kernel, cwd=str(source.parent), progress_bar=False,
             )
         except PapermillExecutionError as err:
+            line = next((x for x in err.source.splitlines() if x.strip()), "")
             raise RuntimeError(
-                f"{source.name} failed in cell {err.cell_index} (execution count "
-                f"{err.exec_count}): {err.ename}: {err.evalue}\n"
+                f"{source.name} failed in cell {_source_cell(partial, err.cell_index)} "
+                f"(counting from 1; execution count {err.exec_count}; starts {line!r}): "
+                f"{err.ename}: {err.evalue}\n"
                 f"partial output: {partial}\n"
                 f"fix it, then resume with: python -m dmtnn.pipeline --profile {profile} "
                 f"--from {source.name[:2]}"

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
-from dmtnn.rocks import Rock, get_rock
+from dmtnn.rocks import Rock, get_rock  # noqa: F401 (re-exported for tests)
 
 __all__ = [
     "PORE",

@@ -1,0 +1,23 @@
+import pytest
+
+from dmtnn.config import load_profile
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path, monkeypatch):
+    """A two-rock configuration with a private artifact folder."""
+    monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("DMTNN_PROGRESS", "0")
+    return load_profile(
+        "ci",
+        data={
+            "image_size": 32,
+            "slices_per_rock": 12,
+            "heldout_slices_per_rock": 3,
+            "gap_slices": 1,
+            "train_rocks": ["Berea"],
+            "heldout_rocks": ["Castle Gate"],
+            "unseen_rocks": [],
+            "workers": 1,
+        },
+    )

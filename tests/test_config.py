@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from dmtnn.config import PAPER_PIXEL_UM, PROFILES, config_hash, load_profile
+from dmtnn.data.dataset import slab_layout
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_loads(name):
+    cfg = load_profile(name)
+    assert cfg.profile == name
+    assert cfg.data.image_size % 32 == 0  # the segmenter needs sides divisible by 32
+
+
+def test_paper_profile_is_the_papers_setting():
+    """Six rocks x 1000 slices of 256 px (1000 px at 2.25 um), split 5000/500/500."""
+    d = load_profile("paper").data
+    assert (d.image_size, d.native_size, len(d.train_rocks)) == (256, 1000, 6)
+    assert PAPER_PIXEL_UM == pytest.approx(8.7890625)
+    _, split = slab_layout(d.slices_per_rock, d.val_fraction, d.test_fraction, d.gap_slices)
+    # per rock 834 / 83 / 83 slices: 5004 / 498 / 498 over six rocks (paper: 5000 / 500 / 500)
+    assert np.bincount(split).tolist() == [834, 83, 83]
+    assert load_profile("paper").train.epochs == 100
+    assert "Castle Gate" not in d.train_rocks and d.heldout_rocks == ("Castle Gate",)
+
+
+def test_overrides_and_errors():
+    cfg = load_profile("ci", data={"image_size": 32}, device="cpu")
+    assert cfg.data.image_size == 32 and cfg.device == "cpu"
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        load_profile("fast")
+    with pytest.raises(ValueError, match="unknown setting data.imagesize"):
+        load_profile("ci", data={"imagesize": 32})
+    with pytest.raises(ValueError, match="slices_per_rock=3"):
+        load_profile("ci", data={"slices_per_rock": 3})
+
+
+def test_config_hash_follows_content():
+    a, b = load_profile("ci").data, load_profile("ci", data={"seed": 1}).data
+    assert config_hash(a) == config_hash(load_profile("ci").data)
+    assert config_hash(a) != config_hash(b)

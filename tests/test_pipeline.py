@@ -1,0 +1,77 @@
+import json
+from datetime import datetime
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from dmtnn import pipeline
+from dmtnn.bookcheck import toc_files
+
+
+def write_nb(path, *sources):
+    params = new_code_cell('profile = "paper"')
+    params.metadata["tags"] = ["parameters"]
+    cells = [new_markdown_cell("# Title"), params] + [new_code_cell(s) for s in sources]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_stamp_names_profile_device_commit_and_time():
+    text = pipeline.stamp_text("quick", "CPU (2 cores)", "abc123", 125.4, datetime(2026, 1, 2, 3, 4))
+    assert "profile `quick`" in text and "CPU (2 cores)" in text and "`abc123`" in text
+    assert "2026-01-02 03:04 UTC" in text and "2 min 05 s" in text
+
+
+def test_runs_in_order_injects_the_profile_stamps_and_stops_at_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "artifacts"))
+    src, out = tmp_path / "nbs", tmp_path / "out"
+    src.mkdir()
+    write_nb(src / "01_ok.ipynb", "print(profile)")
+    write_nb(src / "02_fail.ipynb", "x = 1", "raise ValueError('bad rock')")
+    write_nb(src / "03_never.ipynb", "print('unreachable')")
+    with pytest.raises(RuntimeError, match=r"02_fail.ipynb failed in cell 4 .*raise ValueError.*ValueError: bad rock"
+                                           r"(.|\n)*--from 02"):
+        pipeline.run("ci", notebook_dir=src, output_dir=out)
+    done = nbformat.read(out / "01_ok.ipynb", as_version=4)
+    assert done.cells[1].metadata["tags"] == ["run-stamp"]
+    assert "profile `ci`" in done.cells[1].source
+    printed = [o for c in done.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("ci" in o.get("text", "") for o in printed)  # the injected parameter won
+    assert not (out / "02_fail.ipynb").exists() and (out / ".02_fail.partial.ipynb").exists()
+    assert not (out / "03_never.ipynb").exists()
+    # resume runs only what is asked
+    (src / "02_fail.ipynb").unlink()
+    assert [p.name for p in pipeline.run("ci", notebook_dir=src, output_dir=out, start="03")] == [
+        "03_never.ipynb"]
+
+
+def test_bad_arguments(tmp_path):
+    write_nb(tmp_path / "01_a.ipynb", "1")
+    with pytest.raises(ValueError, match="unknown profile"):
+        pipeline.run("huge", notebook_dir=tmp_path)
+    with pytest.raises(ValueError, match="--only 5: no notebook with that number"):
+        pipeline.run("ci", notebook_dir=tmp_path, only="5")
+    with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
+        pipeline.notebooks(tmp_path / "empty")
+
+
+def test_source_notebooks_are_clean_with_a_parameters_cell():
+    for path in pipeline.notebooks():
+        nb = json.loads(path.read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3", path.name
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path.name
+        tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, path.name
+
+
+def test_toc_lists_every_notebook():
+    import yaml
+
+    toc = yaml.safe_load(open(pipeline._root() / "_toc.yml"))
+    files = toc_files(toc)
+    assert files[0] == "book/intro"
+    assert [f"book/notebooks/{p.stem}" for p in pipeline.notebooks()] == [
+        f for f in files if f.startswith("book/notebooks/")]
