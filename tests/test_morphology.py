@@ -4,9 +4,11 @@ import pytest
 from dmtnn.morphology import (
     chord_lengths,
     describe,
+    growing_window_porosity,
     porosity,
     rev_porosity,
     rev_size,
+    rev_size_growing,
     two_point_correlation,
 )
 
@@ -55,3 +57,13 @@ def test_describe_of_random_pixels_has_no_correlation():
     assert np.abs(s["s2_norm"][1:]).max() < 0.02
     assert s["corr_length"] < 1
     assert s["mean_pore_chord"] == pytest.approx(1 / 0.75, rel=0.05)  # geometric run lengths
+
+
+def test_growing_window_settles_on_the_slice_porosity():
+    im = np.ones((1, 8, 8), np.uint8)
+    im[0, 3:5, 3:5] = 0  # a 2 x 2 pore in the centre: porosity 4 / 64
+    curve = growing_window_porosity(im, [2, 4, 8])
+    assert curve["mean"].tolist() == [1.0, 0.25, 0.0625]
+    assert curve["dev"].tolist() == pytest.approx([0.9375, 0.1875, 0.0])  # one slice: rms = abs
+    assert rev_size_growing(curve, tol=0.2) == 4.0
+    assert rev_size_growing(curve, tol=0.01) == 8.0

@@ -104,7 +104,8 @@ class RevConfig:
     slices: int = 8  # slices per rock
     windows: int = 64  # random windows per size and slice
     sizes: tuple[int, ...] = (10, 20, 40, 60, 80, 100, 150, 200, 300, 400, 600, 800, 1000)
-    cv_tol: float = 0.05  # REV: smallest window whose porosity spread (std/mean) is below this
+    cv_tol: float = 0.1  # REV: random windows' porosity spread (std / mean) stays below this
+    growing_tol: float = 0.02  # REV: a centred growing window's rms deviation from the rock's porosity
 
 
 @dataclass(frozen=True)

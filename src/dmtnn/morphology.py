@@ -27,6 +27,8 @@ __all__ = [
     "chord_lengths",
     "rev_porosity",
     "rev_size",
+    "growing_window_porosity",
+    "rev_size_growing",
     "describe",
 ]
 
@@ -196,6 +198,42 @@ def rev_size(curve: pd.DataFrame, cv_tol: float) -> float:
     below = (curve["cv"] <= cv_tol).to_numpy()
     # From that size on, every larger window must also satisfy the tolerance.
     tail_ok = np.flip(np.logical_and.accumulate(np.flip(below)))
+    return float(curve["size"].to_numpy()[tail_ok][0]) if tail_ok.any() else float("nan")
+
+
+def growing_window_porosity(solid: np.ndarray, sizes) -> pd.DataFrame:
+    """Porosity of a centred window growing to the whole slice, per slice of a stack.
+
+    The classic REV plot: starting from the centre, the window porosity
+    fluctuates while the window holds a few grains and settles on the
+    slice's porosity as it grows.
+
+    Returns
+    -------
+    DataFrame with one row per size: ``size``, ``mean`` over slices and
+    ``dev``, the root-mean-square deviation over slices from the porosity of
+    the whole stack (so at full size ``dev`` is the slice-to-slice spread).
+    """
+    stack = _binary(solid)
+    if stack.ndim == 2:
+        stack = stack[None]
+    n, h, w = stack.shape
+    phi_all = porosity(stack)
+    rows = []
+    for size in sizes:
+        if not 1 <= size <= min(h, w):
+            raise ValueError(f"window size {size} px does not fit slices of {h} x {w}")
+        top, left = (h - size) // 2, (w - size) // 2
+        phi = porosity(stack[:, top : top + size, left : left + size], axis=(1, 2))
+        rows.append({"size": size, "mean": phi.mean(),
+                     "dev": float(np.sqrt(np.mean((phi - phi_all) ** 2)))})
+    return pd.DataFrame(rows)
+
+
+def rev_size_growing(curve: pd.DataFrame, tol: float) -> float:
+    """Smallest size from which a growing window's porosity is within ``tol`` (rms) of the rock's."""
+    ok = (curve["dev"] <= tol).to_numpy()
+    tail_ok = np.flip(np.logical_and.accumulate(np.flip(ok)))
     return float(curve["size"].to_numpy()[tail_ok][0]) if tail_ok.any() else float("nan")
 
 

@@ -23,13 +23,13 @@ def cube(ax, volume: np.ndarray, *, max_px: int = 64, cmap: str = "gray", title:
     # top face (z = d), front face (y = 0), right face (x = w)
     yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     ax.plot_surface(xx, yy, np.full_like(xx, d, dtype=float), facecolors=colors(norm(v[0])),
-                    rstride=1, cstride=1, shade=False, linewidth=0)
+                    rstride=1, cstride=1, shade=False, linewidth=0, antialiased=False)
     zz, xx2 = np.meshgrid(np.arange(d), np.arange(w), indexing="ij")
     ax.plot_surface(xx2, np.zeros_like(xx2), d - zz, facecolors=colors(norm(v[:, 0, :])),
-                    rstride=1, cstride=1, shade=False, linewidth=0)
+                    rstride=1, cstride=1, shade=False, linewidth=0, antialiased=False)
     zz, yy2 = np.meshgrid(np.arange(d), np.arange(h), indexing="ij")
     ax.plot_surface(np.full_like(yy2, w - 1), yy2, d - zz, facecolors=colors(norm(v[:, :, -1])),
-                    rstride=1, cstride=1, shade=False, linewidth=0)
+                    rstride=1, cstride=1, shade=False, linewidth=0, antialiased=False)
     ax.set_box_aspect((w, h, d))
     ax.view_init(elev=25, azim=-60)
     ax.set_axis_off()
@@ -68,30 +68,36 @@ def slices_grid(rows: dict[str, dict[str, np.ndarray]], *, size: float = 2.2):
     return fig
 
 
-def rev_curves(curves: dict[str, pd.DataFrame], *, pixel_um: dict[str, float] | float,
-               paper_rev_um: float | None = None, ncols: int = 4, size: float = 2.8):
-    """Window porosity (mean and 5-95 % band) against window size in um, one panel per rock."""
+def rev_curves(curves: dict, *, paper_rev_um: float | None = None, ncols: int = 4,
+               size: float = 2.8):
+    """Window porosity against window side (um), one panel per sample (Fig. 7).
+
+    ``curves`` maps names to :class:`dmtnn.rev.RevCurves`: random windows (mean
+    and 5-95 % band) and one centred growing window per slice (mean, dashed).
+    """
     n = len(curves)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.85 * nrows),
                              sharex=True, squeeze=False)
-    for ax, (name, df) in zip(axes.flat, curves.items(), strict=False):
-        px = pixel_um[name] if isinstance(pixel_um, dict) else pixel_um
-        x = df["size"] * px
-        ax.fill_between(x, df["p05"], df["p95"], alpha=0.3, label="5-95 %")
-        ax.plot(x, df["mean"], "o-", ms=3, label="mean")
+    for ax, (name, c) in zip(axes.flat, curves.items(), strict=False):
+        x = c.random["size"] * c.voxel_um
+        ax.fill_between(x, c.random["p05"], c.random["p95"], alpha=0.3, label="random, 5-95 %")
+        ax.plot(x, c.random["mean"], "o-", ms=3, label="random, mean")
+        ax.plot(c.growing["size"] * c.voxel_um, c.growing["mean"], "k--", lw=1,
+                label="growing window")
         if paper_rev_um:
-            ax.axvline(paper_rev_um, color="k", ls=":", lw=1, label="paper REV")
+            ax.axvline(paper_rev_um, color="r", ls=":", lw=1, label="paper REV")
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)
-        ax.set_ylim(0, max(0.5, float(df["p95"].max()) + 0.05))
+        ax.set_ylim(0, 1)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    for ax in axes[-1]:
+    for ax in axes.flat[max(0, n - ncols):n]:
         ax.set_xlabel("window side (um)")
+        ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel("2D porosity")
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=6)
     fig.tight_layout()
     return fig
 

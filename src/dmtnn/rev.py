@@ -1,80 +1,117 @@
 """Representative elementary volume (paper section 3.2, Fig. 7).
 
-The paper finds the porosity of 2D windows stable from about 200 px (at
+The paper finds the porosity of 2D images constant from about 200 px (at
 2.25 um, i.e. 450 um) and so treats its 256 x 256 images (1000 native px,
-2.25 mm) as representative. We measure, per rock, the porosity of random
-square windows of growing size on native-resolution threshold-segmented
-slices, and report where its spread falls below a tolerance.
+2.25 mm) as representative. We measure, per rock, on native-resolution
+threshold-segmented slices:
+
+- the porosity of many random square windows of each size: its spread
+  (std / mean) shrinks as windows grow; REV where it stays below
+  ``rev.cv_tol``;
+- the porosity of one centred window growing to the whole slice (the
+  classic REV plot): REV where its rms deviation over slices from the
+  rock's porosity stays within ``rev.growing_tol``.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-from tqdm.auto import tqdm
+from dataclasses import dataclass
 
-from dmtnn.config import Config, config_hash
-from dmtnn.data.dataset import native_slices, store_for
+import pandas as pd
+from tqdm import tqdm
+
+from dmtnn.config import Config, RevConfig, config_hash
+from dmtnn.data.dataset import native_slices, store_for, synthetic_fingerprint
 from dmtnn.data.real import available, load_real
-from dmtnn.morphology import rev_porosity, rev_size
+from dmtnn.morphology import growing_window_porosity, rev_porosity, rev_size, rev_size_growing
 from dmtnn.rocks import get_rock
 from dmtnn.settings import show_progress
 
-__all__ = ["PAPER_REV_PX", "PAPER_REV_UM", "porosity_rev", "real_porosity_rev", "rev_table"]
+__all__ = [
+    "PAPER_REV_PX",
+    "PAPER_REV_UM",
+    "RevCurves",
+    "rev_curves",
+    "porosity_rev",
+    "real_porosity_rev",
+    "rev_table",
+]
 
 PAPER_REV_PX = 200  # paper, section 3.2
+_VERSION = 2  # of the curves' definition; part of the cache key
 PAPER_REV_UM = PAPER_REV_PX * 2.25
 
 
-def porosity_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.DataFrame]:
-    """Window-porosity curves of every rock's native slices (cached in the run's store)."""
+@dataclass(frozen=True)
+class RevCurves:
+    """Window-porosity curves of one sample (window sizes in its voxels)."""
+
+    random: pd.DataFrame  # rev_porosity: size, mean, std, p05, p95, cv, n
+    growing: pd.DataFrame  # growing_window_porosity: size, mean, dev
+    voxel_um: float
+
+
+def rev_curves(solid, sizes, rev: RevConfig, voxel_um: float, seed: int) -> RevCurves:
+    """Both REV curves of a stack of binary slices (1 = grain)."""
+    return RevCurves(rev_porosity(solid, sizes, windows=rev.windows, rng=seed),
+                     growing_window_porosity(solid, sizes), voxel_um)
+
+
+def _name(rock: str) -> str:
+    return get_rock(rock).name
+
+
+def porosity_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, RevCurves]:
+    """REV curves of every rock's native slices (cached in the run's store)."""
     store = store_for(cfg)
     name = "rev/porosity.json"
-    key = config_hash(cfg.rev, cfg.data.native_pixel_um, cfg.data.seed, list(cfg.data.rocks))
+    key = config_hash(cfg.rev, _VERSION, cfg.data.native_pixel_um, cfg.data.seed,
+                      [[r, *synthetic_fingerprint(r)] for r in cfg.data.rocks])
     if store.status(name, key) == "ok":
-        return {r: pd.DataFrame(rows) for r, rows in store.load_json(name).items()}
+        saved = store.load_json(name)
+        return {r: RevCurves(pd.DataFrame(saved[r]["random"]), pd.DataFrame(saved[r]["growing"]),
+                             saved[r]["voxel_um"]) for r in map(_name, cfg.data.rocks)}
     curves = {}
-    for rock in tqdm(cfg.data.rocks, desc="REV", disable=not show_progress(progress)):
-        rock = get_rock(rock).name
+    for rock in tqdm(list(map(_name, cfg.data.rocks)), desc="REV",
+                     disable=not show_progress(progress)):
         slices = native_slices(cfg.data, rock, cfg.rev.slices, cfg.rev.field_px)
-        curves[rock] = rev_porosity(slices["label"], cfg.rev.sizes, windows=cfg.rev.windows,
-                                    rng=cfg.data.seed)
-    store.save_json(name, {r: c.to_dict("records") for r, c in curves.items()}, key=key)
+        curves[rock] = rev_curves(slices["label"], cfg.rev.sizes, cfg.rev,
+                                  cfg.data.native_pixel_um, cfg.data.seed)
+    store.save_json(name, {r: {"random": c.random.to_dict("records"),
+                               "growing": c.growing.to_dict("records"),
+                               "voxel_um": c.voxel_um} for r, c in curves.items()}, key=key)
     return curves
 
 
-def real_porosity_rev(cfg: Config, names=("icl_400", "ibm_100")) -> dict[str, pd.DataFrame]:
+def real_porosity_rev(cfg: Config, names=("icl_400", "ibm_100")) -> dict[str, RevCurves]:
     """The same curves for the real Berea volumes present on this machine.
 
-    Window sizes are the configured ones (in um at 2.25 um voxels) converted to
-    each volume's voxels, keeping those that fit. Returns {name: curve}, with
-    the volume's voxel size in ``curve.attrs["voxel_um"]``; empty when none
-    is present.
+    The configured window sizes (in 2.25 um voxels) are converted to each
+    volume's voxels, keeping those that fit. Empty when no volume is present.
     """
     out = {}
     for name in names:
         if name not in available():
             continue
         volume, voxel = load_real(name)
-        n = volume.shape[0]
-        stack = volume[:: max(1, n // cfg.rev.slices)][: cfg.rev.slices]
+        stack = volume[:: max(1, volume.shape[0] // cfg.rev.slices)][: cfg.rev.slices]
         sizes = sorted({round(s * cfg.data.native_pixel_um / voxel) for s in cfg.rev.sizes})
         sizes = [s for s in sizes if 1 <= s <= volume.shape[1]]
-        curve = rev_porosity(stack, sizes, windows=cfg.rev.windows, rng=cfg.data.seed)
-        curve.attrs["voxel_um"] = voxel
-        out[f"real Berea ({name})"] = curve
+        out[f"real Berea ({name})"] = rev_curves(stack, sizes, cfg.rev, voxel, cfg.data.seed)
     return out
 
 
-def rev_table(curves: dict[str, pd.DataFrame], voxel_um: dict[str, float], cv_tol: float):
-    """REV size per sample (px and um) beside the paper's 200 px (450 um)."""
+def rev_table(curves: dict[str, RevCurves], rev: RevConfig) -> pd.DataFrame:
+    """REV per sample by both criteria, in um, beside the paper's 200 px (450 um)."""
     rows = []
-    for name, curve in curves.items():
-        px = rev_size(curve, cv_tol)
+    for name, c in curves.items():
         rows.append({
             "sample": name,
-            "porosity": float(curve["mean"].iloc[-1]),
-            "REV (px)": px,
-            "REV (um)": px * voxel_um[name],
+            "porosity": float(c.random["mean"].iloc[-1]),
+            "field (um)": float(c.random["size"].iloc[-1] * c.voxel_um),
+            f"REV, spread < {rev.cv_tol:.0%} (um)": rev_size(c.random, rev.cv_tol) * c.voxel_um,
+            f"REV, growing window ±{rev.growing_tol} (um)":
+                rev_size_growing(c.growing, rev.growing_tol) * c.voxel_um,
             "paper REV (um)": PAPER_REV_UM,
         })
     return pd.DataFrame(rows)

@@ -30,7 +30,7 @@ from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dmtnn.artifacts import Store, artifacts_root
 from dmtnn.config import Config, DataConfig, config_hash
@@ -183,22 +183,23 @@ def rock_pack(cfg: DataConfig, rock: str) -> synthetic.GrainPack:
 
 
 def _render_gray(
-    pack: synthetic.GrainPack, cfg: DataConfig, rock: str, z: float, size: int, index: int
+    pack: synthetic.GrainPack, cfg: DataConfig, rock: str, z: float, size: int, stream: tuple
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Native phase map and CT grayscale of one slice."""
+    """Native phase map and CT grayscale of one slice; ``stream`` seeds its noise."""
     phases = synthetic.render_phases(pack, z, size, cfg.native_pixel_um)
-    rng = np.random.default_rng(rock_seed(cfg, rock, 1, index))
+    rng = np.random.default_rng(rock_seed(cfg, rock, *stream))
     gray = ct.forward(phases, cfg.native_pixel_um, depth=z / pack.box_um[0], rng=rng)
     return phases, gray
 
 
 def _threshold(pack, cfg: DataConfig, rock: str, size: int, n_positions: int) -> float:
+    """Otsu threshold of the denoised gray of a few slices spread through the stack."""
     sample = np.linspace(0, n_positions - 1, THRESHOLD_SAMPLES).round().astype(int)
     grays = [
-        _render_gray(pack, cfg, rock, (i + 0.5) * cfg.slice_spacing_um, size, int(i))[1]
+        _render_gray(pack, cfg, rock, (i + 0.5) * cfg.slice_spacing_um, size, (1, int(i)))[1]
         for i in sample
     ]
-    return otsu_threshold(np.stack(grays))
+    return otsu_threshold(ct.denoise(np.stack(grays)))
 
 
 def generate_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
@@ -214,9 +215,9 @@ def generate_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
     truth = np.empty((n, s, s), np.uint8)
     z = (pos + 0.5) * cfg.slice_spacing_um
     for k, (i, zk) in enumerate(zip(pos, z, strict=True)):
-        phases, native = _render_gray(pack, cfg, rock, zk, size, int(i))
+        phases, native = _render_gray(pack, cfg, rock, zk, size, (1, int(i)))
         gray[k] = np.clip(np.rint(reduce_gray(native, s)), 0, 255)
-        label[k] = reduce_binary((native > threshold).astype(np.uint8), s)
+        label[k] = reduce_binary((ct.denoise(native) > threshold).astype(np.uint8), s)
         truth[k] = reduce_binary((phases != synthetic.PORE).astype(np.uint8), s)
     return {
         "gray": gray,
@@ -249,27 +250,23 @@ def native_slices(
     """Native-resolution slices of a separate sample of a synthetic rock.
 
     Used where the network's images are too small, e.g. the REV study of
-    windows up to 1000 px. Slices are ``4 * d50`` apart so they are nearly
+    windows up to 1000 px. Slices are ``2 * d50`` apart so they are nearly
     independent.
 
-    Returns ``gray``, ``label`` and ``truth``, each (n, size, size) uint8, and
-    ``pixel_um``.
+    Returns ``gray``, ``label`` (Otsu threshold of the denoised gray, as for
+    the dataset) and ``truth``, each (n, size, size) uint8, and ``pixel_um``.
     """
     rock = get_rock(rock).name
-    spacing = 4 * synthetic.TEXTURES[rock].d50_um
+    spacing = 2 * synthetic.TEXTURES[rock].d50_um
     box = (n * spacing, size * cfg.native_pixel_um, size * cfg.native_pixel_um)
     pack = synthetic.make_pack(rock, box, seed=rock_seed(cfg, rock, 2, zlib.crc32(purpose.encode())))
-    grays, truths = [], []
-    for i in range(n):
-        z = (i + 0.5) * spacing
-        phases = synthetic.render_phases(pack, z, size, cfg.native_pixel_um)
-        rng = np.random.default_rng(rock_seed(cfg, rock, 3, i))
-        grays.append(ct.forward(phases, cfg.native_pixel_um, depth=z / box[0], rng=rng))
-        truths.append(phases != synthetic.PORE)
-    gray = np.stack(grays)
+    phases, gray = zip(*(_render_gray(pack, cfg, rock, (i + 0.5) * spacing, size, (3, i))
+                         for i in range(n)), strict=True)
+    truths, gray = np.stack(phases) != synthetic.PORE, np.stack(gray)
+    filtered = ct.denoise(gray)
     return {
         "gray": gray,
-        "label": (gray > otsu_threshold(gray)).astype(np.uint8),
+        "label": (filtered > otsu_threshold(filtered)).astype(np.uint8),
         "truth": np.stack(truths).astype(np.uint8),
         "pixel_um": cfg.native_pixel_um,
     }
@@ -282,12 +279,14 @@ def _rock_key(cfg: DataConfig, rock: str) -> str:
     is_train = get_rock(rock).name in {get_rock(r).name for r in cfg.train_rocks}
     extra: list = [get_rock(rock).name, is_train]
     if cfg.source == "synthetic":
-        extra += [
-            synthetic.GENERATOR_VERSION,
-            asdict(synthetic.TEXTURES[get_rock(rock).name]),
-            asdict(ct.CT_MODEL),
-        ]
+        extra += synthetic_fingerprint(rock)
     return config_hash(fields, *extra)
+
+
+def synthetic_fingerprint(rock: str) -> list:
+    """What, besides the config, decides a synthetic rock's images (for cache keys)."""
+    return [synthetic.GENERATOR_VERSION, asdict(synthetic.TEXTURES[get_rock(rock).name]),
+            asdict(ct.CT_MODEL)]
 
 
 def _make_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:

@@ -4,7 +4,10 @@ The portal's binary volumes, and so the paper's labels, come from a global
 threshold of the grayscale scan. We use Otsu's method [1]_: the threshold that
 maximises the between-class variance of the gray-level histogram, computed
 once per rock (one global threshold, as for a whole scanned volume) and
-applied to every slice: grain where ``gray > threshold``.
+applied to every slice: grain where ``gray > threshold``. Like the portal's
+binary volumes, which were segmented from its filtered grayscale, the
+dataset thresholds the denoised image (:func:`dmtnn.data.ct.denoise`) at the
+scan's native resolution, then reduces the binary image by area fraction.
 
 References
 ----------

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 #: Phase ids of a rendered slice.
 PORE, QUARTZ, FELDSPAR, CLAY = 0, 1, 2, 3
 
-GENERATOR_VERSION = 1  # bump when the model changes, so caches are rebuilt
+GENERATOR_VERSION = 2  # bump when the model changes, so caches are rebuilt
 
 
 @dataclass(frozen=True)
@@ -421,5 +421,6 @@ def make_pack(
         raise RuntimeError(f"{rock.name}: cementation factor {s} out of range; grains too sparse")
     log.info("%s: %d grains, cementation factor %.3f", rock.name, n, s)
     return GrainPack(
-        centers, shapes, half_widths, minerals, s, clay, grid, clay_threshold, tuple(box)
+        centers, shapes, half_widths, minerals, s, clay, grid, clay_threshold,
+        tuple(float(b) for b in box),
     )
