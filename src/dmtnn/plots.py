@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 __all__ = ["cube", "cubes", "slices_grid", "rev_curves", "morphology_comparison"]
 
