@@ -4,6 +4,7 @@ import pytest
 from dmtnn.artifacts import CorruptArtifactError
 from dmtnn.config import load_profile
 from dmtnn.data.dataset import build_dataset, slab_layout, store_for, summary
+from dmtnn.data.resample import reduce_binary
 
 
 @pytest.mark.parametrize("n, gap", [(12, 0), (12, 2), (1000, 10)])
@@ -63,3 +64,27 @@ def _data(cfg):
     return {k: d[k] for k in ("image_size", "slices_per_rock", "heldout_slices_per_rock",
                               "gap_slices", "train_rocks", "heldout_rocks", "unseen_rocks",
                               "workers")}
+
+
+def test_portal_files_build_the_same_dataset_structure(tmp_path, monkeypatch):
+    """source="drp": slices come from the portal's raw files (here tiny ones in their format)."""
+    from tests.test_drp import write_rock
+
+    monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "artifacts"))
+    shape = (16, 40, 40)
+    write_rock(tmp_path, "Berea", shape)
+    gray, binary = write_rock(tmp_path, "CastleGate", shape, seed=1)
+    cfg = load_profile("ci", data={
+        "source": "drp", "data_root": str(tmp_path), "drp_shape": shape, "image_size": 8,
+        "slices_per_rock": 12, "heldout_slices_per_rock": 3, "gap_slices": 1,
+        "train_rocks": ["Berea"], "heldout_rocks": ["Castle Gate"], "unseen_rocks": [],
+        "workers": 1})
+    assert cfg.data.native_size == 31  # 8 px of 8.79 um cropped from 2.25 um voxels
+    ds = build_dataset(cfg)
+    castle = ds["Castle Gate"]
+    assert castle.truth is None and np.isnan(castle.threshold)
+    assert castle.gray.shape == (3, 8, 8)
+    crop = binary[2, 4:35, 4:35]  # centre crop of 31 px from 40, slice 2
+    assert np.array_equal(castle.label[2], reduce_binary(crop, 8))
+    assert "truth" not in ds.split("heldout")
+    assert np.isnan(summary(ds)["label_accuracy"]).all()

@@ -74,6 +74,7 @@ class DataConfig:
     native_pixel_um: float = 2.25  # um per voxel of the CT volume
     slice_spacing_um: float = 2.25  # um between consecutive slices (paper: adjacent voxels)
     axis: int = 0  # slicing axis of a portal volume
+    drp_shape: tuple[int, int, int] = (1000, 1000, 1000)  # voxels of each portal volume
     train_rocks: tuple[str, ...] = TRAIN_ROCKS
     heldout_rocks: tuple[str, ...] = HELDOUT_ROCKS  # cross-dataset test (paper 4.2.4)
     unseen_rocks: tuple[str, ...] = UNSEEN_ROCKS  # further rocks never trained on

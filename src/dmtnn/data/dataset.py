@@ -234,7 +234,7 @@ def read_drp_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
     pos, split = _layout(cfg, rock)
     slices = drp.load_rock_slices(
         rock, pos, root=cfg.data_root, image_size=cfg.image_size,
-        native_size=cfg.native_size, axis=cfg.axis,
+        native_size=cfg.native_size, axis=cfg.axis, shape=cfg.drp_shape,
     )
     return {
         **slices,
