@@ -28,6 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[book,dev]"
+	$(PY) -m pip install -q -e ".[peer]" || echo "muspectre not installable here: its peer test will be skipped"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dmtnn)" >/dev/null
 	touch $@
 
