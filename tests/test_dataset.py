@@ -87,4 +87,4 @@ def test_portal_files_build_the_same_dataset_structure(tmp_path, monkeypatch):
     crop = binary[2, 4:35, 4:35]  # centre crop of 31 px from 40, slice 2
     assert np.array_equal(castle.label[2], reduce_binary(crop, 8))
     assert "truth" not in ds.split("heldout")
-    assert np.isnan(summary(ds)["label_accuracy"]).all()
+    assert np.isnan(summary(ds)["label PA"]).all()

@@ -145,6 +145,14 @@ class Store:
             )
         return entry
 
+    def delete(self, name: str) -> None:
+        """Remove an artifact and its manifest entry (no error if absent)."""
+        manifest = self.manifest()
+        if manifest.pop(name, None) is not None:
+            text = json.dumps(manifest, indent=1, sort_keys=True, default=str)
+            atomic_write(self.manifest_path, lambda p: p.write_text(text))
+        self.path(name).unlink(missing_ok=True)
+
     # -- arrays -------------------------------------------------------------
     def save_arrays(
         self,

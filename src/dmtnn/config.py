@@ -32,6 +32,7 @@ __all__ = [
     "PAPER_PIXEL_UM",
     "DataConfig",
     "RevConfig",
+    "FEMConfig",
     "TrainConfig",
     "Config",
     "PROFILES",
@@ -110,6 +111,18 @@ class RevConfig:
 
 
 @dataclass(frozen=True)
+class FEMConfig:
+    """Elastic labels (``dmtnn.fem``): quartz grains, empty pores, 2D plane strain."""
+
+    K: float = 36.6  # GPa, quartz bulk modulus (Mavko et al., The Rock Physics Handbook)
+    G: float = 45.0  # GPa, quartz shear modulus
+    plane: str = "strain"
+    dtype: str = "float32"  # solver precision; float32 reaches ~1e-4 relative on the moduli
+    tol: float | None = None  # solver default for the dtype
+    chunk: int = 64  # images per saved part (resume granularity)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Network training (section 3.4)."""
 
@@ -130,6 +143,7 @@ class Config:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     data: DataConfig = field(default_factory=DataConfig)
     rev: RevConfig = field(default_factory=RevConfig)
+    fem: FEMConfig = field(default_factory=FEMConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "growing_window_porosity",
     "rev_size_growing",
     "describe",
+    "compare",
 ]
 
 
@@ -276,3 +277,31 @@ def describe(solid: np.ndarray, max_lag: int = 30) -> dict:
         "mean_pore_chord": float(pore.mean()) if pore.size else float("nan"),
         "mean_grain_chord": float(grain.mean()) if grain.size else float("nan"),
     }
+
+
+def compare(stacks: dict[str, np.ndarray], pixel_um: float, max_lag: int = 30):
+    """Describe several samples at one pixel size; a table in micrometres and the details.
+
+    Parameters
+    ----------
+    stacks : {name: binary stack (1 = grain)}
+    pixel_um : float
+        Pixel size shared by all stacks.
+
+    Returns
+    -------
+    table : DataFrame indexed by name: porosity, correlation length, mean
+        pore and grain chord (um)
+    stats : {name: :func:`describe` dict}
+    """
+    stats = {name: describe(stack, max_lag) for name, stack in stacks.items()}
+    table = pd.DataFrame({
+        name: {
+            "porosity": s["porosity"],
+            "correlation length (um)": s["corr_length"] * pixel_um,
+            "mean pore chord (um)": s["mean_pore_chord"] * pixel_um,
+            "mean grain chord (um)": s["mean_grain_chord"] * pixel_um,
+        }
+        for name, s in stats.items()
+    }).T
+    return table, stats

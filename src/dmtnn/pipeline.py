@@ -94,6 +94,10 @@ def _add_stamp(path: Path, text: str) -> None:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:  # the stamp says which profile ran; hide papermill's copy of it
+        tags = c.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            c.metadata["tags"] = [*tags, "remove-cell"]
     cell = nbformat.v4.new_markdown_cell(text)
     cell.metadata["tags"] = ["run-stamp"]
     nb.cells.insert(1, cell)  # after the title cell, so the title stays first

@@ -47,21 +47,29 @@ def cubes(volumes: dict[str, np.ndarray], *, ncols: int = 4, size: float = 2.6):
     return fig
 
 
-def slices_grid(rows: dict[str, dict[str, np.ndarray]], *, size: float = 2.2):
-    """A grid: one row per rock, one column per image kind (e.g. gray, label) (Fig. 6)."""
+def slices_grid(rows: dict[str, dict[str, np.ndarray]], *, per_row: int = 3, size: float = 2.6):
+    """Images of several rocks, one column per rock and one row per image kind (Fig. 6).
+
+    More than ``per_row`` rocks are wrapped into further groups of rows.
+    """
     names = list(rows)
     kinds = list(rows[names[0]])
-    fig, axes = plt.subplots(len(kinds), len(names), figsize=(size * len(names),
-                                                              size * len(kinds)), squeeze=False)
+    groups = int(np.ceil(len(names) / per_row))
+    fig, axes = plt.subplots(groups * len(kinds), per_row, squeeze=False,
+                             figsize=(size * per_row, size * groups * len(kinds)))
+    for ax in axes.flat:
+        ax.set_axis_off()
     for j, name in enumerate(names):
+        g, col = divmod(j, per_row)
         for i, kind in enumerate(kinds):
-            ax = axes[i, j]
+            ax = axes[g * len(kinds) + i, col]
+            ax.set_axis_on()
             ax.imshow(rows[name][kind], cmap="gray", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=9)
-            if j == 0:
+                ax.set_title(name, fontsize=10)
+            if col == 0:
                 ax.set_ylabel(kind)
     fig.tight_layout()
     return fig

@@ -102,16 +102,16 @@ def real_porosity_rev(cfg: Config, names=("icl_400", "ibm_100")) -> dict[str, Re
 
 
 def rev_table(curves: dict[str, RevCurves], rev: RevConfig) -> pd.DataFrame:
-    """REV per sample by both criteria, in um, beside the paper's 200 px (450 um)."""
+    """REV per sample by both criteria (``rev.cv_tol``, ``rev.growing_tol``), in um,
+    beside the paper's 200 px (450 um)."""
     rows = []
     for name, c in curves.items():
         rows.append({
             "sample": name,
-            "porosity": float(c.random["mean"].iloc[-1]),
-            "field (um)": float(c.random["size"].iloc[-1] * c.voxel_um),
-            f"REV, spread < {rev.cv_tol:.0%} (um)": rev_size(c.random, rev.cv_tol) * c.voxel_um,
-            f"REV, growing window ±{rev.growing_tol} (um)":
-                rev_size_growing(c.growing, rev.growing_tol) * c.voxel_um,
-            "paper REV (um)": PAPER_REV_UM,
+            "φ": float(c.random["mean"].iloc[-1]),
+            "field (µm)": float(c.random["size"].iloc[-1] * c.voxel_um),
+            "REV, spread (µm)": rev_size(c.random, rev.cv_tol) * c.voxel_um,
+            "REV, growing (µm)": rev_size_growing(c.growing, rev.growing_tol) * c.voxel_um,
+            "paper (µm)": PAPER_REV_UM,
         })
     return pd.DataFrame(rows)

@@ -52,6 +52,7 @@ __all__ = [
     "build_dataset",
     "store_for",
     "summary",
+    "rock_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -272,7 +273,8 @@ def native_slices(
     }
 
 
-def _rock_key(cfg: DataConfig, rock: str) -> str:
+def rock_key(cfg: DataConfig, rock: str) -> str:
+    """Cache key of one rock's slices: changes whenever anything that makes them changes."""
     fields = asdict(cfg)
     for unused in ("workers", "train_rocks", "heldout_rocks", "unseen_rocks"):
         fields.pop(unused)
@@ -319,7 +321,7 @@ def build_dataset(
     data = cfg.data
     names = [get_rock(r).name for r in (rocks or data.rocks)]
     store = store_for(cfg)
-    keys = {r: _rock_key(data, r) for r in names}
+    keys = {r: rock_key(data, r) for r in names}
     todo = [r for r in names if store.status(_rock_file(r), keys[r]) != "ok"]
     for r in todo:
         if store.status(_rock_file(r), keys[r]) == "stale":
@@ -359,13 +361,13 @@ def build_dataset(
 
 
 def summary(dataset: Dataset) -> pd.DataFrame:
-    """One row per rock: role, slices, target and generated porosity, label accuracy.
+    """One row per rock: role, slices, porosities and label accuracy.
 
     Columns: ``rock``, ``role`` (train / held-out / unseen), ``slices``,
-    ``target_porosity`` (segmented porosity of the portal volume),
-    ``lab_porosity``, ``truth_porosity`` (synthetic only), ``label_porosity``
-    (threshold segmentation), ``label_accuracy`` (label vs truth pixel
-    accuracy; synthetic only) and ``threshold``.
+    ``φ target`` (segmented porosity of the portal volume), ``φ lab``
+    (laboratory porosity), ``φ truth`` (synthetic only), ``φ label``
+    (threshold segmentation), ``label PA`` (label vs truth pixel accuracy;
+    synthetic only) and ``threshold`` (gray level).
     """
     from dmtnn.metrics import pixel_accuracy
     from dmtnn.morphology import porosity
@@ -377,15 +379,16 @@ def summary(dataset: Dataset) -> pd.DataFrame:
     rows = []
     for name, r in dataset.rocks.items():
         rock = get_rock(name)
+        known = r.truth is not None
         rows.append({
             "rock": name,
             "role": roles.get(name, "-"),
             "slices": len(r.gray),
-            "target_porosity": rock.segmented_porosity,
-            "lab_porosity": rock.lab_porosity,
-            "truth_porosity": porosity(r.truth) if r.truth is not None else np.nan,
-            "label_porosity": porosity(r.label),
-            "label_accuracy": pixel_accuracy(r.label, r.truth) if r.truth is not None else np.nan,
+            "φ target": rock.segmented_porosity,
+            "φ lab": rock.lab_porosity,
+            "φ truth": porosity(r.truth) if known else np.nan,
+            "φ label": porosity(r.label),
+            "label PA": pixel_accuracy(r.label, r.truth) if known else np.nan,
             "threshold": r.threshold,
         })
     return pd.DataFrame(rows)

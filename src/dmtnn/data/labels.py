@@ -1,5 +1,7 @@
-"""Threshold segmentation: the paper's segmentation labels.
+"""The labels: threshold segmentation, and porosity and elastic moduli by FEM.
 
+Threshold segmentation
+----------------------
 The portal's binary volumes, and so the paper's labels, come from a global
 threshold of the grayscale scan. We use Otsu's method [1]_: the threshold that
 maximises the between-class variance of the gray-level histogram, computed
@@ -13,14 +15,35 @@ References
 ----------
 .. [1] Otsu, N. (1979). A threshold selection method from gray-level
    histograms. IEEE Trans. Systems, Man, and Cybernetics 9(1), 62-66.
+
+Elastic labels
+--------------
+:func:`fem_labels` computes porosity, the 2D bulk modulus ``kappa``, the
+shear modulus ``mu`` and the full stiffness ``C`` of every image of a
+dataset with :mod:`dmtnn.fem`, for the threshold labels (the paper's labels)
+and, on synthetic data, the true geometry. Results are cached per rock in
+parts of ``fem.chunk`` images, so a killed run resumes where it stopped; a
+solve that did not converge is stored as NaN with ``converged = False`` and
+must be dropped by every consumer.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
+
 import numpy as np
 from skimage.filters import threshold_otsu
+from tqdm import tqdm
 
-__all__ = ["otsu_threshold", "threshold_segment"]
+from dmtnn.config import Config, config_hash
+from dmtnn.settings import show_progress
+
+__all__ = ["otsu_threshold", "threshold_segment", "fem_labels", "LABEL_FIELDS"]
+
+#: Arrays of one rock's elastic labels, each with one entry per image.
+LABEL_FIELDS = ("porosity", "kappa", "mu", "C", "converged", "n_iter", "seconds")
+_FEM_LABELS_VERSION = 1
 
 
 def otsu_threshold(gray: np.ndarray) -> float:
@@ -52,3 +75,77 @@ def threshold_segment(gray: np.ndarray, threshold: float | None = None) -> np.nd
     if threshold is None:
         threshold = otsu_threshold(gray)
     return (np.asarray(gray) > threshold).astype(np.uint8)
+
+
+def fem_labels(
+    cfg: Config, dataset, *, kinds=("label", "truth"), progress: bool | None = None
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Porosity and FEM moduli of every image of ``dataset``, cached and resumable.
+
+    Parameters
+    ----------
+    cfg : Config
+        The run; ``cfg.fem`` sets the constants and ``cfg.device`` the device.
+    dataset : dmtnn.data.Dataset
+        From :func:`dmtnn.data.build_dataset` with the same ``cfg``.
+    kinds : sequence of {"label", "truth"}
+        Which binary images to label; ``truth`` is skipped for real data.
+    progress : bool, optional
+        Progress bar over chunks; default from :mod:`dmtnn.settings`.
+
+    Returns
+    -------
+    ``{rock: {kind: arrays}}`` with the arrays of :data:`LABEL_FIELDS`:
+    ``porosity``, ``kappa``, ``mu`` (GPa, per image), ``C`` (N, 3, 3) GPa,
+    ``converged``, ``n_iter``, and ``seconds`` (solver time per image).
+    """
+    import torch
+
+    from dmtnn import fem
+    from dmtnn.data.dataset import rock_key, store_for
+    from dmtnn.morphology import porosity
+    from dmtnn.rocks import get_rock
+
+    store, f = store_for(cfg), cfg.fem
+    device = None if cfg.device == "auto" else cfg.device
+    moduli = {0: (0.0, 0.0), 1: (f.K, f.G)}
+    jobs = []
+    for rock, r in dataset.rocks.items():
+        for kind in kinds:
+            images = getattr(r, kind)
+            if images is None:
+                continue
+            key = config_hash(asdict(f), _FEM_LABELS_VERSION, rock_key(cfg.data, rock), kind)
+            jobs.append((rock, kind, images, key, f"labels/{get_rock(rock).prefix}_{kind}"))
+    todo = sum(-(-len(j[2]) // f.chunk) for j in jobs
+               if store.status(f"{j[4]}.npz", j[3]) != "ok")
+    bar = tqdm(total=todo, desc="FEM labels", unit="chunk", disable=not show_progress(progress))
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for rock, kind, images, key, stem in jobs:
+        if store.status(f"{stem}.npz", key) != "ok":
+            parts = []
+            for k, start in enumerate(range(0, len(images), f.chunk)):
+                name = f"{stem}/part{k:04d}.npz"
+                if store.status(name, key) != "ok":
+                    chunk = images[start : start + f.chunk]
+                    t0 = time.perf_counter()
+                    res = fem.elastic_moduli(chunk, phase_moduli=moduli, plane=f.plane,
+                                             tol=f.tol, device=device,
+                                             dtype=getattr(torch, f.dtype))
+                    seconds = (time.perf_counter() - t0) / len(chunk)
+                    store.save_arrays(name, {
+                        "porosity": porosity(chunk, axis=(1, 2)), "kappa": res.kappa,
+                        "mu": res.mu, "C": res.C, "converged": res.converged,
+                        "n_iter": res.n_iter, "seconds": np.full(len(chunk), seconds),
+                    }, key=key)
+                    bar.set_postfix_str(f"{rock} ({kind})")
+                    bar.update()
+                parts.append(name)
+            loaded = [store.load_arrays(p, key=key) for p in parts]
+            merged = {n: np.concatenate([a[n] for a in loaded]) for n in LABEL_FIELDS}
+            store.save_arrays(f"{stem}.npz", merged, key=key, config=asdict(f))
+            for p in parts:
+                store.delete(p)
+        out.setdefault(rock, {})[kind] = store.load_arrays(f"{stem}.npz", key=key)
+    bar.close()
+    return out
