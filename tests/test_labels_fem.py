@@ -57,3 +57,27 @@ def test_unconverged_solves_are_stored_as_nan(tiny_cfg, monkeypatch):
                         lambda images, **kw: real_solver(images, **{**kw, "max_iter": 1}))
     out = fem_labels(tiny_cfg, ds, kinds=("label",), progress=False)["Berea"]["label"]
     assert not out["converged"].any() and np.isnan(out["kappa"]).all()
+
+
+def test_trend_ratio_against_a_linear_reference():
+    from dmtnn.data.labels import trend_ratio
+
+    phi = np.array([0.1, 0.2, 0.3, 0.4])
+    reference = {"porosity": phi, "kappa": 10 - 20 * phi, "converged": np.ones(4, bool)}
+    sample = {"porosity": np.array([0.2, 0.25, 0.3]), "kappa": np.array([3.0, 5.0, np.nan]),
+              "converged": np.array([True, True, False])}
+    assert trend_ratio(sample, reference, "kappa").tolist() == pytest.approx([0.5, 1.0])
+
+
+def test_labels_table_counts_and_real_windows(tiny_cfg):
+    from dmtnn.data.labels import labels_table, real_labels
+    from dmtnn.data.real import available
+
+    ds = build_dataset(tiny_cfg)
+    table = labels_table(fem_labels(tiny_cfg, ds, progress=False))
+    assert table["n"].tolist() == [12, 12, 3, 3] and (table["converged"] == 1).all()
+    if "icl_400" not in available():
+        pytest.skip("real Berea volume absent")
+    real = real_labels(tiny_cfg, "icl_400", n_images=5)
+    assert real["kappa"].shape == (5,) and real["converged"].all()
+    assert np.all((real["porosity"] > 0) & (real["porosity"] < 0.6))

@@ -165,8 +165,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "data": {
             "image_size": 128,
-            "slices_per_rock": 144,
-            "heldout_slices_per_rock": 40,
+            "slices_per_rock": 96,
+            "heldout_slices_per_rock": 32,
             "slice_spacing_um": 9.0,
             "gap_slices": 4,
         },

@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
-__all__ = ["cube", "cubes", "slices_grid", "rev_curves", "morphology_comparison"]
+__all__ = [
+    "cube",
+    "cubes",
+    "slices_grid",
+    "rev_curves",
+    "morphology_comparison",
+    "moduli_vs_porosity",
+    "styled",
+]
 
 
 def cube(ax, volume: np.ndarray, *, max_px: int = 64, cmap: str = "gray", title: str = ""):
@@ -126,3 +135,34 @@ def morphology_comparison(stats: dict[str, dict], *, pixel_um: float):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def moduli_vs_porosity(samples: dict[str, dict], bounds, *, size: float = 4.2):
+    """κ and μ against porosity for several samples, with the Hashin-Shtrikman upper bounds.
+
+    Parameters
+    ----------
+    samples : {name: {"porosity", "kappa", "mu", "converged"}}
+    bounds : callable
+        ``bounds(phi) -> (kappa_hs, mu_hs)`` for an array of porosities.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
+    phis = np.concatenate([s["porosity"] for s in samples.values()])
+    grid = np.linspace(0, min(1, phis.max() * 1.1), 100)
+    hs = bounds(grid)
+    for ax, key, bound, label in ((axes[0], "kappa", hs[0], "κ"), (axes[1], "mu", hs[1], "μ")):
+        for name, s in samples.items():
+            ok = s["converged"]
+            ax.scatter(s["porosity"][ok], s[key][ok], s=6, alpha=0.5, label=name)
+        ax.plot(grid, bound, "k--", lw=1, label="Hashin-Shtrikman upper")
+        ax.set(xlabel="porosity", ylabel=f"2D {label} (GPa)", ylim=(0, None))
+    axes[1].legend(fontsize=7, markerscale=2, loc="upper right", ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def styled(table: pd.DataFrame, precision: int = 3, formats: dict | None = None):
+    """A table for the book: floats to ``precision`` digits (or per-column ``formats``), no index."""
+    fmt = {c: f"{{:.{precision}f}}" for c in table.select_dtypes("float").columns}
+    fmt.update(formats or {})
+    return table.style.format(fmt, na_rep="–").hide(axis="index")

@@ -33,13 +33,22 @@ import time
 from dataclasses import asdict
 
 import numpy as np
+import pandas as pd
 from skimage.filters import threshold_otsu
 from tqdm import tqdm
 
 from dmtnn.config import Config, config_hash
 from dmtnn.settings import show_progress
 
-__all__ = ["otsu_threshold", "threshold_segment", "fem_labels", "LABEL_FIELDS"]
+__all__ = [
+    "otsu_threshold",
+    "threshold_segment",
+    "fem_labels",
+    "LABEL_FIELDS",
+    "labels_table",
+    "real_labels",
+    "trend_ratio",
+]
 
 #: Arrays of one rock's elastic labels, each with one entry per image.
 LABEL_FIELDS = ("porosity", "kappa", "mu", "C", "converged", "n_iter", "seconds")
@@ -149,3 +158,67 @@ def fem_labels(
         out.setdefault(rock, {})[kind] = store.load_arrays(f"{stem}.npz", key=key)
     bar.close()
     return out
+
+
+def labels_table(labels: dict) -> pd.DataFrame:
+    """One row per rock and kind: images, converged share, iterations, time, mean labels."""
+    rows = []
+    for rock, kinds in labels.items():
+        for kind, a in kinds.items():
+            ok = a["converged"]
+            rows.append({
+                "rock": rock,
+                "image": kind,
+                "n": len(ok),
+                "converged": ok.mean(),
+                "iterations (median)": float(np.median(a["n_iter"])),
+                "s / image": float(a["seconds"].mean()),
+                "φ": float(a["porosity"].mean()),
+                "κ (GPa)": float(np.nanmean(a["kappa"])) if ok.any() else np.nan,
+                "μ (GPa)": float(np.nanmean(a["mu"])) if ok.any() else np.nan,
+            })
+    return pd.DataFrame(rows)
+
+
+def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[str, np.ndarray]:
+    """FEM labels of windows of a real binary volume at the run's pixel size and image size.
+
+    Slices spread through the volume are reduced to ``cfg.data.pixel_um`` and
+    cut into non-overlapping ``image_size`` windows; ``n_images`` of them are
+    labelled like the dataset. Raises :class:`dmtnn.data.real.RealDataMissing`
+    when the volume is absent.
+    """
+    import torch
+
+    from dmtnn import fem
+    from dmtnn.data.real import real_slices
+    from dmtnn.morphology import porosity
+
+    s = cfg.data.image_size
+    slices = real_slices(name, cfg.data.pixel_um, every=1)
+    per = (slices.shape[1] // s) ** 2
+    if per == 0:
+        raise ValueError(f"{name}: slices of {slices.shape[1]} px are smaller than {s} px images")
+    picks = np.linspace(0, len(slices) - 1, max(1, -(-n_images // per))).round().astype(int)
+    windows = [sl[i : i + s, j : j + s] for sl in slices[picks]
+               for i in range(0, sl.shape[0] - s + 1, s) for j in range(0, sl.shape[1] - s + 1, s)]
+    images = np.stack(windows[:n_images])
+    f = cfg.fem
+    res = fem.elastic_moduli(images, phase_moduli={0: (0.0, 0.0), 1: (f.K, f.G)}, plane=f.plane,
+                             tol=f.tol, dtype=getattr(torch, f.dtype),
+                             device=None if cfg.device == "auto" else cfg.device)
+    return {"porosity": porosity(images, axis=(1, 2)), "kappa": res.kappa, "mu": res.mu,
+            "converged": res.converged}
+
+
+def trend_ratio(sample: dict, reference: dict, key: str) -> np.ndarray:
+    """Ratio of ``sample[key]`` to the reference's linear trend in porosity, per image.
+
+    The reference (e.g. real Berea windows) is fitted by least squares,
+    ``key = a + b * porosity``, over its converged images; the ratio is
+    evaluated at each sample image's own porosity (converged images only).
+    """
+    ok = reference["converged"]
+    b, a = np.polyfit(reference["porosity"][ok], reference[key][ok], 1)
+    mine = sample["converged"]
+    return sample[key][mine] / (a + b * sample["porosity"][mine])
