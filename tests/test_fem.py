@@ -3,7 +3,9 @@
 The reference solutions are written independently of the module: exact laminate
 formulas, Hill's equal-shear theorem, the 2D Hashin-Shtrikman bound and a float64
 scipy.sparse direct solve of the same discretisation (assembled below from the
-textbook isoparametric Q4 element on [-1, 1]^2).
+textbook isoparametric Q4 element on [-1, 1]^2).  The library's own direct solver
+(``fem.effective_stiffness_direct``) is checked against that independent assembly and
+the exact laminate formulas, and then serves as the reference for the PCG.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from dmtnn import fem
 
 KS, MS = fem.solid_moduli_2d(fem.QUARTZ_K, fem.QUARTZ_G, "strain")
 TIGHT = dict(tol=1e-11, max_iter=20000, dtype=torch.float64, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Run torch on one thread: these small grids gain nothing from two, and a contended
+    2-core CPU (other processes busy) slows torch's thread pool down by 10-100x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def smooth_image(n, phi, seed, sigma=2.0, shape=None):
@@ -61,7 +73,11 @@ def q4_element(lam, mu):
 
 
 def direct_stiffness(kappa, mu):
-    """Effective Voigt C by a float64 sparse direct solve; kappa, mu (H, W) 2D moduli."""
+    """Effective Voigt C by a float64 sparse direct solve; kappa, mu (H, W) 2D moduli.
+
+    Independent of ``fem.effective_stiffness_direct`` (own element, assembly and
+    singular-mode handling: a plain Tikhonov shift, accurate to about 1e-7 relative).
+    """
     H, W = kappa.shape
     n_dof = 2 * H * W
     ii, jj = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
@@ -199,13 +215,17 @@ def test_laminates(plane, rows):
     P = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
     np.testing.assert_allclose(Ct, P @ expected @ P, rtol=1e-8,
                                atol=1e-8 * np.abs(expected).max())
+    # the library's sparse direct solve (pore-only dofs eliminated, fluid modes refined)
+    for im, ref in ((img, expected), (img.T, P @ expected @ P)):
+        Cd = fem.effective_stiffness_direct(im, phase_moduli=table, plane=plane)[0]
+        np.testing.assert_allclose(Cd, ref, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
 
 
 # --------------------------------------------------------------------------------------
 # Sparse direct reference
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", range(4))
-def test_matches_sparse_direct_solve(case):
+def direct_case(case):
+    """(image, phase table, 2D kappa map, 2D mu map) of the direct-solve test cases."""
     if case == 0:
         img = smooth_image(48, 0.25, 1)
         table = None
@@ -227,7 +247,22 @@ def test_matches_sparse_direct_solve(case):
         k2 = {p: fem.solid_moduli_2d(*v) for p, v in table.items()}
         kap = np.vectorize(lambda p: k2[p][0])(img)
         mu = np.vectorize(lambda p: k2[p][1])(img)
-    C_ref = direct_stiffness(kap, mu)
+    return img, table, kap, mu
+
+
+@pytest.mark.parametrize("case", [2, 3])
+def test_direct_solver_matches_independent_assembly(case):
+    img, table, kap, mu = direct_case(case)
+    C_ref = direct_stiffness(kap, mu)  # the test's own element and assembly
+    C = fem.effective_stiffness_direct(img, phase_moduli=table)
+    assert C.shape == (1, 3, 3) and C.dtype == np.float64
+    np.testing.assert_allclose(C[0], C_ref, rtol=0, atol=1e-7 * np.abs(C_ref).max())
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_matches_sparse_direct_solve(case):
+    img, table, _, _ = direct_case(case)
+    C_ref = fem.effective_stiffness_direct(img, phase_moduli=table)[0]
     r = fem.elastic_moduli(img, phase_moduli=table, tol=1e-10, max_iter=20000,
                            dtype=torch.float64, device="cpu")
     assert r.converged.all()
@@ -235,6 +270,39 @@ def test_matches_sparse_direct_solve(case):
     kr, mr, _ = fem.isotropic_projection(C_ref)
     assert r.kappa[0] == pytest.approx(kr, rel=1e-6)
     assert r.mu[0] == pytest.approx(mr, rel=1e-6)
+
+
+def test_direct_homogeneous_empty_batch_and_fluid():
+    imgs = np.stack([np.ones((6, 8)), np.zeros((6, 8)), smooth_image(0, 0.3, 7, shape=(6, 8))])
+    C = fem.effective_stiffness_direct(imgs, plane="stress")
+    k, m = fem.solid_moduli_2d(fem.QUARTZ_K, fem.QUARTZ_G, "stress")
+    np.testing.assert_allclose(C[0], fem.isotropic_stiffness_2d(k, m), rtol=1e-12, atol=1e-12)
+    assert np.all(C[1] == 0)
+    np.testing.assert_allclose(C[2], fem.effective_stiffness_direct(imgs[2], plane="stress")[0],
+                               rtol=0, atol=1e-14 * np.abs(C[2]).max())  # batch = single
+    # water-filled pores (G = 0: divergence-free zero-energy modes) against a tight PCG
+    img = smooth_image(24, 0.3, 8)
+    table = [(2.25, 0.0), (36.6, 45.0)]
+    Cd = fem.effective_stiffness_direct(torch.from_numpy(img), phase_moduli=table)[0]
+    Cp = fem.effective_stiffness(img, phase_moduli=table, **TIGHT)[0].numpy()
+    np.testing.assert_allclose(Cd, Cp, rtol=0, atol=1e-8 * np.abs(Cp).max())
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(images=np.full((4, 4), 2)), ValueError, "binary"),
+        (dict(images=np.ones((2, 3, 4, 4))), ValueError, "2-D"),
+        (dict(images=np.ones((4, 4)), plane="3d"), ValueError, "plane"),
+        (dict(images=np.array([[0, 1], [2, 5]]), phase_moduli={0: (1, 1), 1: (2, 2)}),
+         ValueError, r"phase ids \[2, 5\]"),
+    ],
+)
+def test_direct_bad_inputs(kwargs, exc, match):
+    kwargs = dict(kwargs)
+    images = kwargs.pop("images")
+    with pytest.raises(exc, match=match):
+        fem.effective_stiffness_direct(images, **kwargs)
 
 
 # --------------------------------------------------------------------------------------
@@ -387,6 +455,118 @@ def test_label_images_bad_batch_size():
 
 
 # --------------------------------------------------------------------------------------
+# Local fields
+# --------------------------------------------------------------------------------------
+LOADS = {"xx": 0, "yy": 1, "xy": 2}
+
+
+def von_mises_3d(sxx, syy, szz, sxy):
+    return np.sqrt(0.5 * ((sxx - syy) ** 2 + (syy - szz) ** 2 + (szz - sxx) ** 2)
+                   + 3 * sxy**2)
+
+
+@pytest.mark.parametrize("plane", ["strain", "stress"])
+def test_local_fields_homogeneous(plane):
+    K, G = 10.0, 6.0
+    img = np.full((10, 12), 4)
+    k, m = fem.solid_moduli_2d(K, G, plane)
+    D = fem.isotropic_stiffness_2d(k, m)
+    for load, j in LOADS.items():
+        f = fem.local_fields(img, load=load, phase_moduli={4: (K, G)}, plane=plane,
+                             device="cpu")
+        E = np.eye(3)[j]
+        assert f.converged and f.n_iter == 0 and f.load == load
+        np.testing.assert_array_equal(f.macro_strain, E)
+        assert f.strain.shape == f.stress.shape == (3, 10, 12)
+        assert f.von_mises.shape == f.energy_density.shape == (10, 12)
+        np.testing.assert_allclose(f.strain, np.broadcast_to(E[:, None, None], (3, 10, 12)),
+                                   atol=1e-14)
+        sig = D @ E
+        np.testing.assert_allclose(f.stress, np.broadcast_to(sig[:, None, None], (3, 10, 12)),
+                                   rtol=1e-13, atol=1e-13)
+        # out-of-plane stress from the 3D moduli: lambda tr(e) (plane strain) or 0
+        szz = (K - 2 * G / 3) * (E[0] + E[1]) if plane == "strain" else 0.0
+        np.testing.assert_allclose(f.von_mises, von_mises_3d(*sig[:2], szz, sig[2]), rtol=1e-13)
+        np.testing.assert_allclose(f.energy_density, 0.5 * E @ D @ E, rtol=1e-13)
+
+
+def test_local_fields_average_to_effective_stiffness():
+    img = smooth_image(32, 0.3, 14)
+    C = fem.effective_stiffness(img, tol=1e-10, dtype=torch.float64, device="cpu")[0].numpy()
+    scale = np.abs(C).max()
+    pore = img == 0
+    for load, j in LOADS.items():
+        f = fem.local_fields(torch.from_numpy(img), load=load, tol=1e-10, device="cpu")
+        assert f.converged and f.n_iter > 0 and f.rel_residual <= 2e-10
+        np.testing.assert_allclose(f.stress.mean(axis=(1, 2)), C[:, j], rtol=0,
+                                   atol=1e-8 * scale)
+        np.testing.assert_allclose(f.strain.mean(axis=(1, 2)), np.eye(3)[j], atol=1e-12)
+        assert np.all(f.stress[:, pore] == 0) and np.all(f.von_mises[pore] == 0)
+        assert np.all(f.energy_density[pore] == 0)
+        # Hill-Mandel: the mean energy density is 0.5 E . C E
+        assert f.energy_density.mean() == pytest.approx(0.5 * C[j, j], rel=1e-8)
+        assert np.all(f.energy_density >= 0) and np.all(np.isfinite(f.von_mises))
+        assert f.von_mises[~pore].max() > 0
+    # float32 (default tolerance) is close to float64
+    f32 = fem.local_fields(img, load="xy", dtype=torch.float32, device="cpu")
+    f64 = fem.local_fields(img, load="xy", tol=1e-10, device="cpu")
+    assert f32.converged and f32.stress.dtype == np.float64
+    np.testing.assert_allclose(f32.stress, f64.stress, rtol=0, atol=1e-3 * scale)
+
+
+def test_local_fields_laminate_exact():
+    # layers normal to y: under E_yy, s_yy is uniform (= C22) and e_xx = 0 everywhere;
+    # under engineering shear, s_xy is uniform (= C33).  Phase 3 is a fluid (G = 0).
+    table = {1: (36.6, 45.0), 2: (5.0, 3.0), 3: (2.25, 0.0)}
+    rows = np.array([1, 2, 1, 3, 3, 2, 2, 1])
+    img = np.repeat(rows[:, None], 5, axis=1)
+    ids = [1, 2, 3]
+    km = {p: fem.solid_moduli_2d(*table[p]) for p in ids}
+    expected = laminate_C([np.mean(rows == p) for p in ids], [km[p][0] for p in ids],
+                          [km[p][1] for p in ids])
+    f = fem.local_fields(img, load="yy", phase_moduli=table, **TIGHT)
+    np.testing.assert_allclose(f.stress[1], expected[1, 1], rtol=1e-9)
+    np.testing.assert_allclose(f.stress[0].mean(), expected[0, 1], rtol=1e-9)
+    np.testing.assert_allclose(f.strain[0], 0.0, atol=1e-10)
+    np.testing.assert_allclose(f.stress[2], 0.0, atol=1e-9)
+    # fluid layers carry a hydrostatic stress only (plane strain: s_zz = K tr e)
+    fluid = img == 3
+    assert np.all(f.stress[1][fluid] > 0)
+    np.testing.assert_allclose(f.von_mises[fluid], 0.0, atol=1e-9)
+    assert f.von_mises[~fluid].min() > 0.1
+    # with a fluid layer there is no shear stiffness: zero shear stress everywhere
+    fs = fem.local_fields(img, load="xy", phase_moduli=table, **TIGHT)
+    assert expected[2, 2] == 0
+    np.testing.assert_allclose(fs.stress, 0.0, atol=1e-9)
+    solid = np.where(img == 3, 2, img)  # replace the fluid by the soft solid
+    e2 = laminate_C([np.mean(solid[:, 0] == p) for p in (1, 2)], [km[1][0], km[2][0]],
+                    [km[1][1], km[2][1]])
+    fs = fem.local_fields(solid, load="xy", phase_moduli=table, **TIGHT)
+    np.testing.assert_allclose(fs.stress[2], e2[2, 2], rtol=1e-9)
+
+
+def test_local_fields_empty_nonconverged_and_bad_inputs(caplog):
+    f = fem.local_fields(np.zeros((4, 5), np.uint8), load="yy", device="cpu")
+    assert f.converged and np.all(f.stress == 0) and np.all(f.energy_density == 0)
+    with caplog.at_level(logging.WARNING, logger="dmtnn.fem"):
+        f = fem.local_fields(smooth_image(32, 0.3, 11), max_iter=2, device="cpu")
+    assert not f.converged and f.n_iter == 2 and f.rel_residual > 1e-5
+    assert "did not converge" in caplog.text
+    with pytest.raises(ValueError, match=r"load.*'zz'"):
+        fem.local_fields(np.ones((4, 4)), load="zz", device="cpu")
+    with pytest.raises(ValueError, match="load"):
+        fem.local_fields(np.ones((4, 4)), load=0, device="cpu")
+    with pytest.raises(ValueError, match="one image"):
+        fem.local_fields(np.ones((2, 4, 4)), device="cpu")
+    with pytest.raises(ValueError, match="tol"):
+        fem.local_fields(np.ones((4, 4)), tol=2.0, device="cpu")
+    with pytest.raises(ValueError, match="binary"):
+        fem.local_fields(np.full((4, 4), 3), device="cpu")
+    with pytest.raises(ValueError, match="plane"):
+        fem.local_fields(np.ones((4, 4)), plane="3d", device="cpu")
+
+
+# --------------------------------------------------------------------------------------
 # Peer code and GPU
 # --------------------------------------------------------------------------------------
 def muspectre_stiffness(msp, img, table):
@@ -445,3 +625,13 @@ def test_gpu_matches_cpu(porous_batch):
     np.testing.assert_allclose(rg.mu, r.mu, rtol=1e-3)
     rg64 = fem.elastic_moduli(imgs, device="cuda", dtype=torch.float64, tol=1e-9)
     np.testing.assert_allclose(rg64.C, r.C, rtol=0, atol=1e-8 * np.abs(r.C).max())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_local_fields():
+    img = smooth_image(48, 0.3, 15)
+    ref = fem.local_fields(img, load="xx", tol=1e-10, device="cpu")
+    g = fem.local_fields(img, load="xx", device="cuda")  # float32 by default
+    assert g.converged
+    np.testing.assert_allclose(g.stress, ref.stress, rtol=0, atol=1e-3 * np.abs(ref.stress).max())

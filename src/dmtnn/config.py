@@ -108,6 +108,7 @@ class RevConfig:
     sizes: tuple[int, ...] = (10, 20, 40, 60, 80, 100, 150, 200, 300, 400, 600, 800, 1000)
     cv_tol: float = 0.1  # REV: random windows' porosity spread (std / mean) stays below this
     growing_tol: float = 0.02  # REV: a centred growing window's rms deviation from the rock's porosity
+    moduli_windows: int = 64  # elastic REV: FEM-labelled windows per size and rock
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class FEMConfig:
     dtype: str = "float32"  # solver precision; float32 reaches ~1e-4 relative on the moduli
     tol: float | None = None  # solver default for the dtype
     chunk: int = 64  # images per saved part (resume granularity)
+    kinds: tuple[str, ...] = ("label", "truth")  # binary images labelled: threshold, true geometry
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "slice_spacing_um": 9.0,
             "gap_slices": 4,
         },
-        "rev": {"slices": 4, "windows": 48},
+        "rev": {"slices": 4, "windows": 48, "moduli_windows": 24},
+        "fem": {"kinds": ("label",)},  # true-geometry moduli cost CPU time the CPU run lacks
         "train": {"epochs": 8, "lr_step": 5, "batch_size": 16, "width": 0.25},
     },
     "ci": {
@@ -186,6 +189,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "slices": 2,
             "windows": 16,
             "sizes": (10, 20, 40, 60, 100, 150, 250),
+            "moduli_windows": 8,
         },
         "train": {"epochs": 2, "lr_step": 1, "batch_size": 8, "width": 0.125},
     },

@@ -26,6 +26,11 @@ block-diagonal in Fourier space (2 x 2 per wave vector) and applied with
 (image x load case) stops on its own relative-residual criterion; converged
 systems are frozen and removed from the working batch.
 
+:func:`effective_stiffness_direct` solves the same discretisation with a float64
+scipy.sparse direct solver (verification, timing of a classical CPU FEM), and
+:func:`local_fields` returns the pixel strain, stress, von Mises stress and energy
+density of one image under one unit macroscopic strain.
+
 Units: moduli are in GPa throughout (the solver normalises internally).  Voigt
 notation with engineering shear strain: ``sigma = C @ (e_xx, e_yy, 2 e_xy)``.
 ``x`` runs along image columns (axis -1), ``y`` along rows (axis -2).
@@ -81,7 +86,10 @@ __all__ = [
     "QUARTZ_G",
     "FEMResult",
     "effective_stiffness",
+    "effective_stiffness_direct",
     "elastic_moduli",
+    "LocalFields",
+    "local_fields",
     "label_images",
     "solid_moduli_2d",
     "hashin_shtrikman_upper_2d",
@@ -534,16 +542,25 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # Solver
 # --------------------------------------------------------------------------------------
-def _solve_chunk(kap_img, mu_img, kappa0, mu0, tol, max_iter, device, dtype, compact_frac=0.25):
-    """Solve the three unit loads for a chunk of images (fields normalised, (B, H, W)).
+def _solve_chunk(
+    kap_img, mu_img, kappa0, mu0, tol, max_iter, device, dtype, compact_frac=0.25,
+    loads=(0, 1, 2), return_fields=False,
+):
+    """Solve unit loads for a chunk of images (fields normalised, (B, H, W)).
 
-    Returns C (B, 3, 3) in normalised units, n_iter (B,), rel_res (B,), converged (B,).
+    ``loads`` selects the unit macroscopic strains (0 = xx, 1 = yy, 2 = engineering
+    xy; L of them).  Returns C (B, 3, L) in normalised units (column j: the mean
+    stress of load ``loads[j]``), n_iter (B,), rel_res (B,), converged (B,); with
+    ``return_fields`` also the per-system (S = B L) fluctuation u (S, 2, H, W),
+    centre strain (S, 3, H, W), centre stress (S, 3, H, W), n_iter (S,),
+    rel_res (S,) and converged (S,).
     """
     B, H, W = kap_img.shape
     op = _Q4Operator(H, W, kappa0, mu0, device, dtype)
-    S = 3 * B
-    img_of = torch.arange(B, device=device).repeat_interleave(3)
-    load_of = torch.arange(3, device=device).repeat(B)
+    L = len(loads)
+    S = L * B
+    img_of = torch.arange(B, device=device).repeat_interleave(L)
+    load_of = torch.as_tensor(list(loads), dtype=torch.long, device=device).repeat(B)
     eye = torch.eye(3, dtype=dtype, device=device)
 
     kap_all = kap_img.to(device=device, dtype=dtype)[:, None]  # (B,1,H,W)
@@ -689,11 +706,111 @@ def _solve_chunk(kap_img, mu_img, kappa0, mu0, tol, max_iter, device, dtype, com
         [(k_ + m_) * exx + (k_ - m_) * eyy, (k_ - m_) * exx + (k_ + m_) * eyy, m_ * gxy], 1
     )
     sbar = sig.to(torch.float64).mean(dim=(2, 3))  # (S, 3): column `load` of C
-    C = sbar.reshape(B, 3, 3).transpose(1, 2)
-    n_iter = n_iter_out.reshape(B, 3).max(1).values
-    rel_res = res_out.reshape(B, 3).max(1).values
-    converged = conv_out.reshape(B, 3).all(1)
+    C = sbar.reshape(B, L, 3).transpose(1, 2)
+    n_iter = n_iter_out.reshape(B, L).max(1).values
+    rel_res = res_out.reshape(B, L).max(1).values
+    converged = conv_out.reshape(B, L).all(1)
+    if return_fields:
+        return C, n_iter, rel_res, converged, (x_out, strain, sig, n_iter_out, res_out, conv_out)
     return C, n_iter, rel_res, converged
+
+
+# --------------------------------------------------------------------------------------
+# Sparse direct reference solver
+# --------------------------------------------------------------------------------------
+# Tikhonov shift of the factorised matrix (relative to its largest diagonal entry) and
+# iterative refinement against the unshifted matrix, see _direct_single.
+_DIRECT_SHIFT = 1e-10
+_DIRECT_MAX_REFINE = 20
+_DIRECT_RTOL = 1e-13
+_ASSEMBLY_CHUNK = 2**16  # elements per assembly chunk (bounds the COO triplet memory)
+
+
+def _unit_displacements() -> np.ndarray:
+    """Corner displacements E . x of the three unit loads on the unit pixel, (8, 3)."""
+    x = np.array([dj for _, dj in _OFFSETS], dtype=float)
+    y = np.array([di for di, _ in _OFFSETS], dtype=float)
+    ue = np.zeros((8, 3))
+    ue[0::2, 0] = x  # E_xx = 1: u = (x, 0)
+    ue[1::2, 1] = y  # E_yy = 1: u = (0, y)
+    ue[0::2, 2] = 0.5 * y  # engineering 2 E_xy = 1: u = (y / 2, x / 2)
+    ue[1::2, 2] = 0.5 * x
+    return ue
+
+
+def _center_b() -> np.ndarray:
+    """Element-centre strain-displacement matrix of the unit Q4 pixel, (3, 8)."""
+    return _b_matrix(0.5, 0.5)
+
+
+def _direct_single(kap: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, float]:
+    """Effective C (3, 3) of one (H, W) map of 2D moduli (GPa) by a sparse direct solve.
+
+    Assembles the periodic Q4 stiffness over the stiff pixels only, so that degrees
+    of freedom touched only by pores (zero rows) are eliminated.  The remaining
+    matrix K is singular (global translation, floating grains, single-corner hinges,
+    zero-shear-modulus fluid modes) but the right-hand side is consistent; ``K + s I``
+    with ``s = 1e-10 max(diag K)`` is factorised (SuperLU) and iteratively refined
+    against K: ``u <- u + (K + s I)^-1 (f - K u)``.  The refinement multiplies every
+    non-null eigencomponent of the error by ``s / (lambda + s)`` and never touches
+    the null space, which carries no stress, so the element stresses converge to
+    those of the exact singular solution.
+
+    Returns C in GPa and the final relative residual ``max_j ||f_j - K u_j|| / ||f_j||``.
+    """
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    H, W = kap.shape
+    C = np.zeros((3, 3))
+    stiff = (kap > 0) | (mu > 0)
+    if not stiff.any():
+        return C, 0.0
+    scale = float(max(kap.max(), mu.max()))
+    ii, jj = np.nonzero(stiff)
+    k = kap[ii, jj] / scale
+    m = mu[ii, jj] / scale
+    nodes = np.stack([((ii + di) % H) * W + (jj + dj) % W for di, dj in _OFFSETS], 1)
+    dofs = np.stack([2 * nodes, 2 * nodes + 1], 2).reshape(-1, 8)
+    used, loc = np.unique(dofs, return_inverse=True)
+    loc = loc.reshape(dofs.shape)
+    n = used.size
+    kk, km = element_stiffness()
+    K = sp.csr_matrix((n, n))
+    for s in range(0, len(k), _ASSEMBLY_CHUNK):
+        e = min(len(k), s + _ASSEMBLY_CHUNK)
+        vals = k[s:e, None, None] * kk + m[s:e, None, None] * km
+        rows = np.repeat(loc[s:e], 8, axis=1)
+        cols = np.tile(loc[s:e], (1, 8))
+        K = K + sp.csr_matrix((vals.ravel(), (rows.ravel(), cols.ravel())), shape=(n, n))
+    ue = _unit_displacements()
+    fe = -(k[:, None, None] * (kk @ ue) + m[:, None, None] * (km @ ue))  # (n_el, 8, 3)
+    F = np.stack(
+        [np.bincount(loc.ravel(), weights=fe[..., j].ravel(), minlength=n) for j in range(3)], 1
+    )
+    fnorm = np.linalg.norm(F, axis=0)
+    fnorm = np.where(fnorm > 0, fnorm, 1.0)
+    diag = K.diagonal()
+    A = (K + sp.identity(n, format="csr") * (_DIRECT_SHIFT * diag.max())).tocsc()
+    lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                   options={"SymmetricMode": True})
+    u = lu.solve(F)
+    res = np.linalg.norm(F - K @ u, axis=0) / fnorm
+    for _ in range(_DIRECT_MAX_REFINE):
+        if res.max() <= _DIRECT_RTOL:
+            break
+        du = lu.solve(F - K @ u)
+        res_new = np.linalg.norm(F - K @ (u + du), axis=0) / fnorm
+        if res_new.max() >= res.max():  # rounding floor reached
+            break
+        u, res = u + du, res_new
+    eps = np.einsum("ca,eaj->ecj", _center_b(), u[loc] + ue)  # (n_el, 3, 3): comp, load
+    exx, eyy, gxy = eps[:, 0], eps[:, 1], eps[:, 2]
+    kc, mc = k[:, None], m[:, None]
+    C[0] = ((kc + mc) * exx + (kc - mc) * eyy).sum(0)
+    C[1] = ((kc - mc) * exx + (kc + mc) * eyy).sum(0)
+    C[2] = (mc * gxy).sum(0)
+    return C * (scale / (H * W)), float(res.max())
 
 
 # --------------------------------------------------------------------------------------
@@ -732,17 +849,10 @@ class FEMResult:
     rel_residual: np.ndarray
 
 
-def _solve(
-    images: Any,
-    phase_moduli: Any,
-    plane: str,
-    tol: float | None,
-    max_iter: int,
-    device: Any,
-    dtype: Any,
-    batch_size: int | None,
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
-    _check_plane(plane)
+def _solver_args(
+    tol: Any, max_iter: Any, device: Any, dtype: Any
+) -> tuple[torch.device, torch.dtype, float]:
+    """Validate the PCG parameters; return (device, dtype, tol) with defaults filled in."""
     dev = _resolve_device(device)
     if dtype is None:
         dtype = torch.float64 if dev.type == "cpu" else torch.float32
@@ -754,10 +864,32 @@ def _solve(
         raise ValueError(f"tol must be a float in (0, 1), got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but CUDA is not available")
+    return dev, dtype, float(tol)
+
+
+def _reference_medium(lut_k: np.ndarray, lut_m: np.ndarray) -> tuple[float, float]:
+    """Homogeneous reference medium of the Green preconditioner: the stiffest phase."""
+    kappa0 = max(float(lut_k.max()), 1e-2 * float(lut_m.max()))
+    mu0 = max(float(lut_m.max()), 1e-2 * float(lut_k.max()))
+    return kappa0, mu0
+
+
+def _solve(
+    images: Any,
+    phase_moduli: Any,
+    plane: str,
+    tol: float | None,
+    max_iter: int,
+    device: Any,
+    dtype: Any,
+    batch_size: int | None,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
+    _check_plane(plane)
+    dev, dtype, tol = _solver_args(tol, max_iter, device, dtype)
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     arr = _as_image_array(images)
     present, lut_k, lut_m = _phase_lut(arr, phase_moduli, plane)
     B, H, W = arr.shape
@@ -769,9 +901,7 @@ def _solve(
     if scale == 0:  # nothing but empty pores: zero stiffness, nothing to solve
         return C, n_iter, rel_res, conv
     lut_k, lut_m = lut_k / scale, lut_m / scale
-    # homogeneous reference medium of the Green preconditioner: the stiffest phase
-    kappa0 = max(float(lut_k.max()), 1e-2 * float(lut_m.max()))
-    mu0 = max(float(lut_m.max()), 1e-2 * float(lut_k.max()))
+    kappa0, mu0 = _reference_medium(lut_k, lut_m)
     if batch_size is None:
         batch_size = max(1, _CHUNK_PIXELS.get(dev.type, 2**22) // (3 * H * W))
     for s in range(0, B, batch_size):
@@ -896,6 +1026,232 @@ def elastic_moduli(
         mu=mu.numpy(),
         C=C.numpy(),
         anisotropy=aniso.numpy(),
+        converged=conv,
+        n_iter=n_iter,
+        rel_residual=rel_res,
+    )
+
+
+def effective_stiffness_direct(
+    images: Any,
+    *,
+    phase_moduli: Any = None,
+    plane: str = "strain",
+) -> np.ndarray:
+    """Effective 2D stiffness by a float64 scipy.sparse direct solve (CPU reference).
+
+    The same periodic Q4 discretisation as :func:`effective_stiffness`, solved by
+    sparse LU (SuperLU) instead of PCG: for verification, and to time a classical
+    CPU finite-element solve.  Per image, the global stiffness K is assembled over
+    the stiff pixels only (degrees of freedom touched only by empty pores, i.e.
+    zero rows, are eliminated); the remaining singular modes (global translation,
+    floating grains, single-corner hinges, the shear modes of ``G = 0`` fluid
+    phases) are handled by factorising ``K + s I`` with the small shift
+    ``s = 1e-10 max(diag K)`` and iteratively refining against the unshifted K
+    until the relative residual ``||f - K u|| / ||f||`` reaches about 1e-13 (the
+    refinement removes the shift's error in every stress-carrying mode and leaves
+    the null space, which carries no stress, alone).  Measured agreement with a
+    PCG solve at ``tol=1e-12``: about 1e-13 relative.
+
+    Parameters
+    ----------
+    images : array_like or torch.Tensor, shape (H, W) or (B, H, W)
+        Binary images (1 = grain, 0 = pore) when ``phase_moduli`` is None, otherwise
+        integer phase-id maps; validated exactly as in :func:`effective_stiffness`.
+    phase_moduli : mapping or sequence, optional
+        Per-phase 3D moduli ``{phase_id: (K, G)}`` in GPa (see
+        :func:`effective_stiffness`).  Default: empty pores, quartz grains.
+    plane : {"strain", "stress"}
+        Plane strain (default) or plane stress, see :func:`solid_moduli_2d`.
+
+    Returns
+    -------
+    C : ndarray, shape (B, 3, 3), float64
+        Voigt stiffness (engineering shear) in GPa, rows and columns ``(xx, yy, xy)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid images or phase tables.
+
+    Notes
+    -----
+    Cost grows super-linearly with the image size (fill-in of the 2D periodic
+    factorisation): about 0.1 s for 64 x 64 and 1.3 s for 256 x 256 on one CPU
+    core; memory grows accordingly, so this is not meant for large batches.
+    """
+    _check_plane(plane)
+    arr = _as_image_array(images)
+    present, lut_k, lut_m = _phase_lut(arr, phase_moduli, plane)
+    C = np.zeros((arr.shape[0], 3, 3))
+    for b in range(arr.shape[0]):
+        ids = np.searchsorted(present, arr[b].astype(np.int64))
+        C[b], res = _direct_single(lut_k[ids], lut_m[ids])
+        if res > 1e-8:
+            logger.warning(
+                "direct solve of image %d reached only a relative residual of %.1e", b, res
+            )
+    return C
+
+
+_LOADS = {"xx": 0, "yy": 1, "xy": 2}
+
+
+@dataclass(frozen=True)
+class LocalFields:
+    """Local strain and stress fields of one image under one unit macroscopic strain.
+
+    All fields are pixel (element) values at the pixel centres, ``x`` along image
+    columns and ``y`` along rows.  Because strain and stress are linear within a
+    Q4 pixel, the centre values equal the pixel averages.
+
+    Attributes
+    ----------
+    load : str
+        ``"xx"``, ``"yy"`` or ``"xy"``: the imposed unit macroscopic strain.
+    macro_strain : ndarray, shape (3,)
+        Imposed macroscopic strain ``(E_xx, E_yy, 2 E_xy)`` (dimensionless).
+    strain : ndarray, shape (3, H, W)
+        Total strain ``(e_xx, e_yy, 2 e_xy)`` (engineering shear, dimensionless);
+        its pixel mean is ``macro_strain``.  In pixels of an empty pore phase
+        (``K = G = 0``) it is not physically determined (the displacement of nodes
+        touched only by pores is held at zero), and in ``G = 0`` fluid pixels only
+        its volumetric part is.
+    stress : ndarray, shape (3, H, W)
+        Stress ``(s_xx, s_yy, s_xy)`` in GPa; exactly zero in empty pores.  Its pixel
+        mean is the column ``load`` of :func:`effective_stiffness` (to the solver
+        tolerance).
+    von_mises : ndarray, shape (H, W)
+        Von Mises equivalent stress in GPa,
+        ``sqrt(((s_xx - s_yy)^2 + (s_yy - s_zz)^2 + (s_zz - s_xx)^2) / 2 + 3 s_xy^2)``,
+        with the out-of-plane stress of the 2D model: ``s_zz = lambda (e_xx + e_yy)``
+        in plane strain (``lambda = K - 2G/3`` = 2D ``kappa - mu``) and ``s_zz = 0`` in
+        plane stress.  Zero in empty pores and in ``G = 0`` fluid pixels.
+    energy_density : ndarray, shape (H, W)
+        Strain-energy density in GPa (= GJ / m^3): the pixel average of
+        ``0.5 sigma : eps``, integrated exactly (2 x 2 Gauss points), i.e. the
+        centre value ``0.5 s . e`` plus the Q4 hourglass energy of the pixel.  Its
+        pixel mean is ``0.5 C[load, load]`` (to the solver tolerance).
+    converged : bool
+        The PCG met the tolerance (true residual at most ``2 tol``).
+    n_iter : int
+        PCG iterations.
+    rel_residual : float
+        Final true relative residual ``||f - K u|| / ||f||``.
+    """
+
+    load: str
+    macro_strain: np.ndarray
+    strain: np.ndarray
+    stress: np.ndarray
+    von_mises: np.ndarray
+    energy_density: np.ndarray
+    converged: bool
+    n_iter: int
+    rel_residual: float
+
+
+def local_fields(
+    image: Any,
+    *,
+    load: str = "xx",
+    phase_moduli: Any = None,
+    plane: str = "strain",
+    tol: float | None = None,
+    max_iter: int = _DEFAULT_MAX_ITER,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+) -> LocalFields:
+    """Local strain, stress, von Mises stress and energy density of one image.
+
+    Solves the periodic problem for one unit macroscopic strain with the PCG of
+    :func:`effective_stiffness` (same discretisation, tolerance and precision
+    defaults) and evaluates the fields at the pixel centres.
+
+    Parameters
+    ----------
+    image : array_like or torch.Tensor, shape (H, W) (or (1, H, W))
+        One binary image (1 = grain, 0 = pore) or, with ``phase_moduli``, one
+        integer phase-id map.
+    load : {"xx", "yy", "xy"}
+        Unit macroscopic strain: ``E_xx = 1``, ``E_yy = 1`` or unit engineering shear
+        ``2 E_xy = 1`` (all other components zero).  The fields are linear in the
+        load, so they scale with any strain amplitude.
+    phase_moduli, plane, tol, max_iter, device, dtype
+        As in :func:`effective_stiffness`.
+
+    Returns
+    -------
+    LocalFields
+        Numpy (float64) fields ``strain`` (3, H, W), ``stress`` (3, H, W) in GPa,
+        ``von_mises`` (H, W) in GPa and ``energy_density`` (H, W) in GPa, with
+        ``converged``, ``n_iter`` and ``rel_residual``.  A solve that does not
+        converge still returns its last iterate (``converged=False``) and logs a
+        warning.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an invalid ``load``, a batch of several images, or invalid images,
+        phase tables or solver parameters.
+    """
+    if not isinstance(load, str) or load not in _LOADS:
+        raise ValueError(f"load must be one of 'xx', 'yy', 'xy', got {load!r}")
+    _check_plane(plane)
+    dev, dtype, tol = _solver_args(tol, max_iter, device, dtype)
+    arr = _as_image_array(image)
+    if arr.shape[0] != 1:
+        raise ValueError(
+            f"local_fields takes one image (H, W), got a batch of shape {tuple(arr.shape)}"
+        )
+    present, lut_k, lut_m = _phase_lut(arr, phase_moduli, plane)
+    ids = np.searchsorted(present, arr[0].astype(np.int64))
+    kap_px, mu_px = lut_k[ids], lut_m[ids]  # (H, W) 2D moduli in GPa
+    j = _LOADS[load]
+    E = np.eye(3)[j]
+    H, W = kap_px.shape
+    scale = float(max(lut_k.max(), lut_m.max()))
+    if scale == 0:  # nothing but empty pores
+        strain = np.broadcast_to(E[:, None, None], (3, H, W)).copy()
+        hour = np.zeros((2, H, W))
+        n_iter, rel_res, conv = 0, 0.0, True
+    else:
+        kappa0, mu0 = _reference_medium(lut_k / scale, lut_m / scale)
+        kap_t = torch.as_tensor(kap_px / scale, dtype=dtype, device=dev)[None]
+        mu_t = torch.as_tensor(mu_px / scale, dtype=dtype, device=dev)[None]
+        *_, fields = _solve_chunk(
+            kap_t, mu_t, kappa0, mu0, tol, max_iter, dev, dtype, loads=(j,), return_fields=True
+        )
+        u, eps, _, it, rr, cv = fields
+        strain = eps[0].double().cpu().numpy()
+        u = u[0].double().cpu().numpy()  # periodic fluctuation (2, H, W) at the nodes
+        u01 = np.roll(u, -1, -1)
+        u10 = np.roll(u, -1, -2)
+        hour = u - u01 - u10 + np.roll(u10, -1, -1)  # E . x has no hourglass part
+        n_iter, rel_res, conv = int(it[0]), float(rr[0]), bool(cv[0])
+        if not conv:
+            logger.warning(
+                "local_fields: PCG did not converge (rel. residual %.2e after %d iterations, "
+                "tol %.1e)", rel_res, n_iter, tol,
+            )
+    exx, eyy, gxy = strain
+    k, m = kap_px, mu_px
+    stress = np.stack([(k + m) * exx + (k - m) * eyy, (k - m) * exx + (k + m) * eyy, m * gxy])
+    sxx, syy, sxy = stress
+    szz = (k - m) * (exx + eyy) if plane == "strain" else np.zeros_like(sxx)
+    vm = np.sqrt(
+        0.5 * ((sxx - syy) ** 2 + (syy - szz) ** 2 + (szz - sxx) ** 2) + 3.0 * sxy**2
+    )
+    energy = 0.5 * (sxx * exx + syy * eyy + sxy * gxy) + (k + 2.0 * m) / 24.0 * (
+        hour[0] ** 2 + hour[1] ** 2
+    )
+    return LocalFields(
+        load=load,
+        macro_strain=E,
+        strain=strain,
+        stress=stress,
+        von_mises=vm,
+        energy_density=energy,
         converged=conv,
         n_iter=n_iter,
         rel_residual=rel_res,

@@ -17,6 +17,7 @@ __all__ = [
     "morphology_comparison",
     "moduli_vs_porosity",
     "styled",
+    "moduli_rev",
 ]
 
 
@@ -166,3 +167,20 @@ def styled(table: pd.DataFrame, precision: int = 3, formats: dict | None = None)
     fmt = {c: f"{{:.{precision}f}}" for c in table.select_dtypes("float").columns}
     fmt.update(formats or {})
     return table.style.format(fmt, na_rep="–").hide(axis="index")
+
+
+def moduli_rev(curves: dict[str, pd.DataFrame], *, cv_tol: float | None = None,
+               size: float = 4.0):
+    """Spread (std / mean) of window κ, μ and porosity against window side, one line per rock."""
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 1, size * 0.85), sharey=True)
+    for ax, q, label in zip(axes, ("kappa", "mu", "porosity"), ("κ", "μ", "porosity"),
+                            strict=True):
+        for name, df in curves.items():
+            ax.plot(df["size_um"], df[f"{q}_cv"], "o-", ms=3, lw=1, label=name)
+        if cv_tol:
+            ax.axhline(cv_tol, color="k", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="window side (um)", title=label)
+    axes[0].set_ylabel("spread over windows (std / mean)")
+    axes[-1].legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig

@@ -11,12 +11,16 @@ threshold-segmented slices:
 - the porosity of one centred window growing to the whole slice (the
   classic REV plot): REV where its rms deviation over slices from the
   rock's porosity stays within ``rev.growing_tol``.
+
+The paper does not study the REV of the elastic moduli; :func:`moduli_rev`
+adds it (notebook 03): moduli converge more slowly than porosity.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -32,6 +36,9 @@ __all__ = [
     "PAPER_REV_UM",
     "RevCurves",
     "rev_curves",
+    "rev_slices",
+    "moduli_rev",
+    "moduli_rev_table",
     "porosity_rev",
     "real_porosity_rev",
     "rev_table",
@@ -61,6 +68,82 @@ def _name(rock: str) -> str:
     return get_rock(rock).name
 
 
+def rev_slices(cfg: Config, rock: str) -> np.ndarray:
+    """Native threshold-segmented slices of a separate sample of ``rock`` (cached), (n, F, F).
+
+    ``cfg.rev.slices`` slices of ``cfg.rev.field_px`` px at the native voxel
+    size (see :func:`dmtnn.data.dataset.native_slices`); 1 = grain.
+    """
+    store = store_for(cfg)
+    rock = _name(rock)
+    name = f"rev/{get_rock(rock).prefix}.npz"
+    key = config_hash(cfg.rev.slices, cfg.rev.field_px, cfg.data.native_pixel_um, cfg.data.seed,
+                      synthetic_fingerprint(rock))
+    if store.status(name, key) != "ok":
+        label = native_slices(cfg.data, rock, cfg.rev.slices, cfg.rev.field_px)["label"]
+        store.save_arrays(name, {"label": label}, key=key)
+    return store.load_arrays(name, key=key)["label"]
+
+
+def moduli_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.DataFrame]:
+    """Spread of the FEM moduli of square windows against window size, per rock (cached).
+
+    The REV slices (:func:`rev_slices`) are reduced to the network's pixel
+    size ``cfg.data.pixel_um`` and tiled into non-overlapping windows of 16,
+    32, ... px up to the whole field; at most ``rev.moduli_windows`` windows
+    per size (a random subset) are labelled with :func:`dmtnn.fem.elastic_moduli`.
+
+    Returns
+    -------
+    {rock: DataFrame} with one row per size: ``size`` (px), ``size_um``, ``n``,
+    and for ``kappa``, ``mu`` (GPa) and ``porosity`` the ``mean``, ``std`` and
+    ``cv`` (= std / mean), e.g. ``kappa_cv``. Unconverged windows are dropped.
+    """
+    import torch
+
+    from dmtnn import fem
+    from dmtnn.data.resample import reduce_binary
+
+    f = cfg.fem
+    store = store_for(cfg)
+    name = "rev/moduli.json"
+    key = config_hash(cfg.rev.slices, cfg.rev.field_px, cfg.data.native_pixel_um,
+                      cfg.data.pixel_um, cfg.data.seed, asdict(f), cfg.rev.moduli_windows,
+                      _VERSION,
+                      [[r, *synthetic_fingerprint(r)] for r in cfg.data.rocks])
+    if store.status(name, key) == "ok":
+        saved = store.load_json(name)
+        return {r: pd.DataFrame(saved[r]) for r in map(_name, cfg.data.rocks)}
+    field = round(cfg.rev.field_px * cfg.data.native_pixel_um / cfg.data.pixel_um)
+    sizes = [s for s in (16, 32, 64, 128, 256, 512) if s <= field]
+    rng = np.random.default_rng(cfg.data.seed)
+    out = {}
+    for rock in tqdm(list(map(_name, cfg.data.rocks)), desc="moduli REV",
+                     disable=not show_progress(progress)):
+        coarse = reduce_binary(rev_slices(cfg, rock), field)
+        rows = []
+        for size in sizes:
+            tiles = np.concatenate([
+                sl[: field // size * size, : field // size * size]
+                .reshape(field // size, size, field // size, size).swapaxes(1, 2)
+                .reshape(-1, size, size) for sl in coarse])
+            if len(tiles) > cfg.rev.moduli_windows:
+                pick = rng.choice(len(tiles), cfg.rev.moduli_windows, replace=False)
+                tiles = tiles[np.sort(pick)]
+            res = fem.elastic_moduli(tiles, phase_moduli={0: (0.0, 0.0), 1: (f.K, f.G)},
+                                     plane=f.plane, tol=f.tol, dtype=getattr(torch, f.dtype),
+                                     device=None if cfg.device == "auto" else cfg.device)
+            ok = res.converged
+            row = {"size": size, "size_um": size * cfg.data.pixel_um, "n": int(ok.sum())}
+            for q, v in (("kappa", res.kappa[ok]), ("mu", res.mu[ok]),
+                         ("porosity", 1 - tiles[ok].mean(axis=(1, 2)))):
+                row |= {f"{q}_mean": v.mean(), f"{q}_std": v.std(), f"{q}_cv": v.std() / v.mean()}
+            rows.append(row)
+        out[rock] = pd.DataFrame(rows)
+    store.save_json(name, {r: c.to_dict("records") for r, c in out.items()}, key=key)
+    return out
+
+
 def porosity_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, RevCurves]:
     """REV curves of every rock's native slices (cached in the run's store)."""
     store = store_for(cfg)
@@ -74,8 +157,7 @@ def porosity_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, RevC
     curves = {}
     for rock in tqdm(list(map(_name, cfg.data.rocks)), desc="REV",
                      disable=not show_progress(progress)):
-        slices = native_slices(cfg.data, rock, cfg.rev.slices, cfg.rev.field_px)
-        curves[rock] = rev_curves(slices["label"], cfg.rev.sizes, cfg.rev,
+        curves[rock] = rev_curves(rev_slices(cfg, rock), cfg.rev.sizes, cfg.rev,
                                   cfg.data.native_pixel_um, cfg.data.seed)
     store.save_json(name, {r: {"random": c.random.to_dict("records"),
                                "growing": c.growing.to_dict("records"),
@@ -114,4 +196,17 @@ def rev_table(curves: dict[str, RevCurves], rev: RevConfig) -> pd.DataFrame:
             "REV, growing (µm)": rev_size_growing(c.growing, rev.growing_tol) * c.voxel_um,
             "paper (µm)": PAPER_REV_UM,
         })
+    return pd.DataFrame(rows)
+
+
+def moduli_rev_table(curves: dict[str, pd.DataFrame], cv_tol: float) -> pd.DataFrame:
+    """Per rock, the smallest window (um) from which the spread of κ, μ and porosity stays
+    below ``cv_tol`` (NaN: not within the field), and the spreads at the network's image size."""
+    rows = []
+    for rock, df in curves.items():
+        row = {"rock": rock}
+        for q, label in (("kappa", "κ"), ("mu", "μ"), ("porosity", "φ")):
+            px = rev_size(df.rename(columns={f"{q}_cv": "cv"}), cv_tol)
+            row[f"REV {label} (µm)"] = px * float(df["size_um"].iloc[0] / df["size"].iloc[0])
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -87,7 +87,7 @@ def threshold_segment(gray: np.ndarray, threshold: float | None = None) -> np.nd
 
 
 def fem_labels(
-    cfg: Config, dataset, *, kinds=("label", "truth"), progress: bool | None = None
+    cfg: Config, dataset, *, kinds=None, progress: bool | None = None
 ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Porosity and FEM moduli of every image of ``dataset``, cached and resumable.
 
@@ -97,8 +97,9 @@ def fem_labels(
         The run; ``cfg.fem`` sets the constants and ``cfg.device`` the device.
     dataset : dmtnn.data.Dataset
         From :func:`dmtnn.data.build_dataset` with the same ``cfg``.
-    kinds : sequence of {"label", "truth"}
-        Which binary images to label; ``truth`` is skipped for real data.
+    kinds : sequence of {"label", "truth"}, optional
+        Which binary images to label (default ``cfg.fem.kinds``); ``truth`` is
+        skipped for real data.
     progress : bool, optional
         Progress bar over chunks; default from :mod:`dmtnn.settings`.
 
@@ -116,6 +117,7 @@ def fem_labels(
     from dmtnn.rocks import get_rock
 
     store, f = store_for(cfg), cfg.fem
+    kinds = f.kinds if kinds is None else kinds
     device = None if cfg.device == "auto" else cfg.device
     moduli = {0: (0.0, 0.0), 1: (f.K, f.G)}
     jobs = []
@@ -124,7 +126,8 @@ def fem_labels(
             images = getattr(r, kind)
             if images is None:
                 continue
-            key = config_hash(asdict(f), _FEM_LABELS_VERSION, rock_key(cfg.data, rock), kind)
+            settings = {k: v for k, v in asdict(f).items() if k != "kinds"}
+            key = config_hash(settings, _FEM_LABELS_VERSION, rock_key(cfg.data, rock), kind)
             jobs.append((rock, kind, images, key, f"labels/{get_rock(rock).prefix}_{kind}"))
     todo = sum(-(-len(j[2]) // f.chunk) for j in jobs
                if store.status(f"{j[4]}.npz", j[3]) != "ok")
