@@ -18,6 +18,7 @@ __all__ = [
     "moduli_vs_porosity",
     "styled",
     "moduli_rev",
+    "local_stress",
 ]
 
 
@@ -182,5 +183,22 @@ def moduli_rev(curves: dict[str, pd.DataFrame], *, cv_tol: float | None = None,
         ax.set(xscale="log", yscale="log", xlabel="window side (um)", title=label)
     axes[0].set_ylabel("spread over windows (std / mean)")
     axes[-1].legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def local_stress(solid: np.ndarray, fields, *, size: float = 4.0):
+    """A binary image beside its von Mises stress under a unit macroscopic strain."""
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    axes[0].imshow(solid, cmap="gray", interpolation="nearest")
+    axes[0].set_title("image (white: grain)")
+    vm = np.ma.masked_where(solid == 0, fields.von_mises)
+    im = axes[1].imshow(vm, cmap="magma", interpolation="nearest",
+                        vmax=np.percentile(fields.von_mises[solid > 0], 99))
+    axes[1].set_title(f"von Mises stress, unit {fields.load} strain")
+    fig.colorbar(im, ax=axes[1], label="GPa per unit strain", shrink=0.85)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     return fig
