@@ -81,3 +81,18 @@ def test_labels_table_counts_and_real_windows(tiny_cfg):
     real = real_labels(tiny_cfg, "icl_400", n_images=5)
     assert real["kappa"].shape == (5,) and real["converged"].all()
     assert np.all((real["porosity"] > 0) & (real["porosity"] < 0.6))
+
+
+def test_labels_on_a_local_dask_cluster_equal_the_local_ones(tiny_cfg, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    ds = build_dataset(tiny_cfg)
+    here = fem_labels(tiny_cfg, ds, kinds=("label",), progress=False)
+    monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "on-dask"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        there = fem_labels(tiny_cfg, build_dataset(tiny_cfg), kinds=("label",), client=client,
+                           progress=False)
+    for rock in here:
+        for field in ("porosity", "kappa", "mu", "converged"):
+            assert np.allclose(here[rock]["label"][field], there[rock]["label"][field])

@@ -24,7 +24,8 @@ dataset with :mod:`dmtnn.fem`, for the threshold labels (the paper's labels)
 and, on synthetic data, the true geometry. Results are cached per rock in
 parts of ``fem.chunk`` images, so a killed run resumes where it stopped; a
 solve that did not converge is stored as NaN with ``converged = False`` and
-must be dropped by every consumer.
+must be dropped by every consumer. With a ``dask.distributed`` client the
+same chunks are mapped over a cluster (optional: Dask is not a dependency).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "otsu_threshold",
     "threshold_segment",
     "fem_labels",
+    "label_chunk",
     "LABEL_FIELDS",
     "labels_table",
     "real_labels",
@@ -86,8 +88,30 @@ def threshold_segment(gray: np.ndarray, threshold: float | None = None) -> np.nd
     return (np.asarray(gray) > threshold).astype(np.uint8)
 
 
+def label_chunk(images: np.ndarray, fem: dict, device: str | None = None) -> dict:
+    """Porosity and FEM labels of a stack of binary images: the unit of work of :func:`fem_labels`.
+
+    ``fem`` holds :class:`dmtnn.config.FEMConfig` fields (``K``, ``G``,
+    ``plane``, ``dtype``, ``tol``). A plain function of arrays, so it can be
+    shipped to a Dask worker.
+    """
+    import torch
+
+    from dmtnn import fem as solver
+    from dmtnn.morphology import porosity
+
+    t0 = time.perf_counter()
+    res = solver.elastic_moduli(images, phase_moduli={0: (0.0, 0.0), 1: (fem["K"], fem["G"])},
+                                plane=fem["plane"], tol=fem["tol"], device=device,
+                                dtype=getattr(torch, fem["dtype"]))
+    seconds = (time.perf_counter() - t0) / len(images)
+    return {"porosity": porosity(images, axis=(1, 2)), "kappa": res.kappa, "mu": res.mu,
+            "C": res.C, "converged": res.converged, "n_iter": res.n_iter,
+            "seconds": np.full(len(images), seconds)}
+
+
 def fem_labels(
-    cfg: Config, dataset, *, kinds=None, progress: bool | None = None
+    cfg: Config, dataset, *, kinds=None, client=None, progress: bool | None = None
 ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Porosity and FEM moduli of every image of ``dataset``, cached and resumable.
 
@@ -100,6 +124,11 @@ def fem_labels(
     kinds : sequence of {"label", "truth"}, optional
         Which binary images to label (default ``cfg.fem.kinds``); ``truth`` is
         skipped for real data.
+    client : dask.distributed.Client, optional
+        Map :func:`label_chunk` over the missing chunks on a Dask cluster
+        instead of computing them here; each finished chunk is saved as it
+        arrives, so a lost cluster loses only the chunks in flight. Dask is
+        optional and only needed when a client is given.
     progress : bool, optional
         Progress bar over chunks; default from :mod:`dmtnn.settings`.
 
@@ -109,57 +138,53 @@ def fem_labels(
     ``porosity``, ``kappa``, ``mu`` (GPa, per image), ``C`` (N, 3, 3) GPa,
     ``converged``, ``n_iter``, and ``seconds`` (solver time per image).
     """
-    import torch
-
-    from dmtnn import fem
     from dmtnn.data.dataset import rock_key, store_for
-    from dmtnn.morphology import porosity
     from dmtnn.rocks import get_rock
 
     store, f = store_for(cfg), cfg.fem
     kinds = f.kinds if kinds is None else kinds
     device = None if cfg.device == "auto" else cfg.device
-    moduli = {0: (0.0, 0.0), 1: (f.K, f.G)}
-    jobs = []
+    settings = {k: v for k, v in asdict(f).items() if k != "kinds"}
+    jobs, missing = [], []  # (rock, kind, key, stem, part names); (part name, key, images, label)
     for rock, r in dataset.rocks.items():
         for kind in kinds:
             images = getattr(r, kind)
             if images is None:
                 continue
-            settings = {k: v for k, v in asdict(f).items() if k != "kinds"}
             key = config_hash(settings, _FEM_LABELS_VERSION, rock_key(cfg.data, rock), kind)
-            jobs.append((rock, kind, images, key, f"labels/{get_rock(rock).prefix}_{kind}"))
-    todo = sum(-(-len(j[2]) // f.chunk) for j in jobs
-               if store.status(f"{j[4]}.npz", j[3]) != "ok")
-    bar = tqdm(total=todo, desc="FEM labels", unit="chunk", disable=not show_progress(progress))
+            stem = f"labels/{get_rock(rock).prefix}_{kind}"
+            parts = [f"{stem}/part{k:04d}.npz" for k in range(-(-len(images) // f.chunk))]
+            jobs.append((rock, kind, key, stem, parts))
+            if store.status(f"{stem}.npz", key) == "ok":
+                continue
+            missing += [(name, key, images[k * f.chunk : (k + 1) * f.chunk], f"{rock} ({kind})")
+                        for k, name in enumerate(parts) if store.status(name, key) != "ok"]
+    bar = tqdm(total=len(missing), desc="FEM labels", unit="chunk",
+               disable=not show_progress(progress))
+    if client is None:
+        for name, key, images, label in missing:
+            bar.set_postfix_str(label)
+            store.save_arrays(name, label_chunk(images, settings, device), key=key)
+            bar.update()
+    else:
+        from dask.distributed import as_completed
+
+        futures = {client.submit(label_chunk, images, settings, device, pure=False): (name, key)
+                   for name, key, images, _ in missing}
+        for future in as_completed(futures):
+            name, key = futures[future]
+            store.save_arrays(name, future.result(), key=key)
+            bar.update()
+    bar.close()
     out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for rock, kind, images, key, stem in jobs:
+    for rock, kind, key, stem, parts in jobs:
         if store.status(f"{stem}.npz", key) != "ok":
-            parts = []
-            for k, start in enumerate(range(0, len(images), f.chunk)):
-                name = f"{stem}/part{k:04d}.npz"
-                if store.status(name, key) != "ok":
-                    chunk = images[start : start + f.chunk]
-                    t0 = time.perf_counter()
-                    res = fem.elastic_moduli(chunk, phase_moduli=moduli, plane=f.plane,
-                                             tol=f.tol, device=device,
-                                             dtype=getattr(torch, f.dtype))
-                    seconds = (time.perf_counter() - t0) / len(chunk)
-                    store.save_arrays(name, {
-                        "porosity": porosity(chunk, axis=(1, 2)), "kappa": res.kappa,
-                        "mu": res.mu, "C": res.C, "converged": res.converged,
-                        "n_iter": res.n_iter, "seconds": np.full(len(chunk), seconds),
-                    }, key=key)
-                    bar.set_postfix_str(f"{rock} ({kind})")
-                    bar.update()
-                parts.append(name)
             loaded = [store.load_arrays(p, key=key) for p in parts]
             merged = {n: np.concatenate([a[n] for a in loaded]) for n in LABEL_FIELDS}
             store.save_arrays(f"{stem}.npz", merged, key=key, config=asdict(f))
             for p in parts:
                 store.delete(p)
         out.setdefault(rock, {})[kind] = store.load_arrays(f"{stem}.npz", key=key)
-    bar.close()
     return out
 
 
