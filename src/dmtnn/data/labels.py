@@ -219,16 +219,18 @@ def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[
     import torch
 
     from dmtnn import fem
-    from dmtnn.data.real import real_slices
+    from dmtnn.data.real import REAL_VOLUMES, real_slices
     from dmtnn.morphology import porosity
 
     s = cfg.data.image_size
-    slices = real_slices(name, cfg.data.pixel_um, every=1)
-    per = (slices.shape[1] // s) ** 2
+    volume = REAL_VOLUMES[name]
+    side = round(volume.shape[1] * volume.voxel_um / cfg.data.pixel_um)
+    per = (side // s) ** 2
     if per == 0:
-        raise ValueError(f"{name}: slices of {slices.shape[1]} px are smaller than {s} px images")
-    picks = np.linspace(0, len(slices) - 1, max(1, -(-n_images // per))).round().astype(int)
-    windows = [sl[i : i + s, j : j + s] for sl in slices[picks]
+        raise ValueError(f"{name}: slices of {side} px are smaller than {s} px images")
+    every = max(1, volume.shape[0] // -(-n_images // per))  # just enough slices, spread out
+    slices = real_slices(name, cfg.data.pixel_um, every=every)
+    windows = [sl[i : i + s, j : j + s] for sl in slices
                for i in range(0, sl.shape[0] - s + 1, s) for j in range(0, sl.shape[1] - s + 1, s)]
     images = np.stack(windows[:n_images])
     f = cfg.fem
