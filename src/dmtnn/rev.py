@@ -99,16 +99,14 @@ def moduli_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.Dat
     and for ``kappa``, ``mu`` (GPa) and ``porosity`` the ``mean``, ``std`` and
     ``cv`` (= std / mean), e.g. ``kappa_cv``. Unconverged windows are dropped.
     """
-    import torch
+    from dmtnn.data.labels import label_chunk, solver_settings
+    from dmtnn.data.resample import reduce_binary, square_tiles
 
-    from dmtnn import fem
-    from dmtnn.data.resample import reduce_binary
-
-    f = cfg.fem
+    settings, device = solver_settings(cfg)
     store = store_for(cfg)
     name = "rev/moduli.json"
     key = config_hash(cfg.rev.slices, cfg.rev.field_px, cfg.data.native_pixel_um,
-                      cfg.data.pixel_um, cfg.data.seed, asdict(f), cfg.rev.moduli_windows,
+                      cfg.data.pixel_um, cfg.data.seed, asdict(cfg.fem), cfg.rev.moduli_windows,
                       _VERSION,
                       [[r, *synthetic_fingerprint(r)] for r in cfg.data.rocks])
     if store.status(name, key) == "ok":
@@ -123,20 +121,15 @@ def moduli_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.Dat
         coarse = reduce_binary(rev_slices(cfg, rock), field)
         rows = []
         for size in sizes:
-            tiles = np.concatenate([
-                sl[: field // size * size, : field // size * size]
-                .reshape(field // size, size, field // size, size).swapaxes(1, 2)
-                .reshape(-1, size, size) for sl in coarse])
+            tiles = square_tiles(coarse, size)
             if len(tiles) > cfg.rev.moduli_windows:
                 pick = rng.choice(len(tiles), cfg.rev.moduli_windows, replace=False)
                 tiles = tiles[np.sort(pick)]
-            res = fem.elastic_moduli(tiles, phase_moduli={0: (0.0, 0.0), 1: (f.K, f.G)},
-                                     plane=f.plane, tol=f.tol, dtype=getattr(torch, f.dtype),
-                                     device=None if cfg.device == "auto" else cfg.device)
-            ok = res.converged
+            a = label_chunk(tiles, settings, device)
+            ok = a["converged"]
             row = {"size": size, "size_um": size * cfg.data.pixel_um, "n": int(ok.sum())}
-            for q, v in (("kappa", res.kappa[ok]), ("mu", res.mu[ok]),
-                         ("porosity", 1 - tiles[ok].mean(axis=(1, 2)))):
+            for q in ("kappa", "mu", "porosity"):
+                v = a[q][ok]
                 row |= {f"{q}_mean": v.mean(), f"{q}_std": v.std(), f"{q}_cv": v.std() / v.mean()}
             rows.append(row)
         out[rock] = pd.DataFrame(rows)

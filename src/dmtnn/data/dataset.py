@@ -263,12 +263,12 @@ def native_slices(
     pack = synthetic.make_pack(rock, box, seed=rock_seed(cfg, rock, 2, zlib.crc32(purpose.encode())))
     phases, gray = zip(*(_render_gray(pack, cfg, rock, (i + 0.5) * spacing, size, (3, i))
                          for i in range(n)), strict=True)
-    truths, gray = np.stack(phases) != synthetic.PORE, np.stack(gray)
+    gray = np.stack(gray)
     filtered = ct.denoise(gray)
     return {
         "gray": gray,
         "label": (filtered > otsu_threshold(filtered)).astype(np.uint8),
-        "truth": np.stack(truths).astype(np.uint8),
+        "truth": (np.stack(phases) != synthetic.PORE).astype(np.uint8),
         "pixel_um": cfg.native_pixel_um,
     }
 

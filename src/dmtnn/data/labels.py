@@ -46,6 +46,7 @@ __all__ = [
     "threshold_segment",
     "fem_labels",
     "label_chunk",
+    "solver_settings",
     "LABEL_FIELDS",
     "labels_table",
     "real_labels",
@@ -86,6 +87,12 @@ def threshold_segment(gray: np.ndarray, threshold: float | None = None) -> np.nd
     if threshold is None:
         threshold = otsu_threshold(gray)
     return (np.asarray(gray) > threshold).astype(np.uint8)
+
+
+def solver_settings(cfg: Config) -> tuple[dict, str | None]:
+    """The FEM settings and device of a run, as :func:`label_chunk` takes them."""
+    settings = {k: v for k, v in asdict(cfg.fem).items() if k != "kinds"}
+    return settings, None if cfg.device == "auto" else cfg.device
 
 
 def label_chunk(images: np.ndarray, fem: dict, device: str | None = None) -> dict:
@@ -143,8 +150,7 @@ def fem_labels(
 
     store, f = store_for(cfg), cfg.fem
     kinds = f.kinds if kinds is None else kinds
-    device = None if cfg.device == "auto" else cfg.device
-    settings = {k: v for k, v in asdict(f).items() if k != "kinds"}
+    settings, device = solver_settings(cfg)
     jobs, missing = [], []  # (rock, kind, key, stem, part names); (part name, key, images, label)
     for rock, r in dataset.rocks.items():
         for kind in kinds:
@@ -216,11 +222,8 @@ def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[
     labelled like the dataset. Raises :class:`dmtnn.data.real.RealDataMissing`
     when the volume is absent.
     """
-    import torch
-
-    from dmtnn import fem
     from dmtnn.data.real import REAL_VOLUMES, real_slices
-    from dmtnn.morphology import porosity
+    from dmtnn.data.resample import square_tiles
 
     s = cfg.data.image_size
     volume = REAL_VOLUMES[name]
@@ -229,16 +232,8 @@ def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[
     if per == 0:
         raise ValueError(f"{name}: slices of {side} px are smaller than {s} px images")
     every = max(1, volume.shape[0] // -(-n_images // per))  # just enough slices, spread out
-    slices = real_slices(name, cfg.data.pixel_um, every=every)
-    windows = [sl[i : i + s, j : j + s] for sl in slices
-               for i in range(0, sl.shape[0] - s + 1, s) for j in range(0, sl.shape[1] - s + 1, s)]
-    images = np.stack(windows[:n_images])
-    f = cfg.fem
-    res = fem.elastic_moduli(images, phase_moduli={0: (0.0, 0.0), 1: (f.K, f.G)}, plane=f.plane,
-                             tol=f.tol, dtype=getattr(torch, f.dtype),
-                             device=None if cfg.device == "auto" else cfg.device)
-    return {"porosity": porosity(images, axis=(1, 2)), "kappa": res.kappa, "mu": res.mu,
-            "converged": res.converged}
+    images = square_tiles(real_slices(name, cfg.data.pixel_um, every=every), s)[:n_images]
+    return label_chunk(images, *solver_settings(cfg))
 
 
 def trend_ratio(sample: dict, reference: dict, key: str) -> np.ndarray:

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["area_weights", "reduce_gray", "reduce_binary", "center_crop"]
+__all__ = ["area_weights", "reduce_gray", "reduce_binary", "center_crop", "square_tiles"]
 
 
 @lru_cache(maxsize=32)
@@ -67,3 +67,22 @@ def center_crop(images: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"cannot crop {size} px from slices of {h} x {w}")
     top, left = (h - size) // 2, (w - size) // 2
     return images[..., top : top + size, left : left + size]
+
+
+def square_tiles(images: np.ndarray, size: int) -> np.ndarray:
+    """Non-overlapping ``size`` x ``size`` tiles of each slice, row by row, (M, size, size).
+
+    Edges that do not fill a whole tile are dropped.
+
+    >>> square_tiles(np.arange(16).reshape(1, 4, 4), 2)[1].tolist()
+    [[2, 3], [6, 7]]
+    """
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    n, h, w = images.shape
+    if size > min(h, w):
+        raise ValueError(f"cannot cut {size} px tiles from slices of {h} x {w}")
+    rows, cols = h // size, w // size
+    cut = images[:, : rows * size, : cols * size]
+    return cut.reshape(n, rows, size, cols, size).swapaxes(2, 3).reshape(-1, size, size)
