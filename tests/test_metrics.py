@@ -1,15 +1,92 @@
 import numpy as np
 import pytest
 
-from dmtnn.metrics import pixel_accuracy
+from dmtnn.metrics import (
+    mae,
+    mse,
+    pixel_accuracy,
+    pore_dice,
+    pore_iou,
+    porosity,
+    porosity_error,
+    r2_score,
+    regression_scores,
+    relative_error,
+    segmentation_scores,
+)
+
+# A 2 x 3 label with 2 pore pixels (0) and a prediction that finds one of them
+# and adds one false pore:
+#   label      pred
+#   0 1 1      0 0 1
+#   1 0 1      1 1 1
+LABEL = np.array([[0, 1, 1], [1, 0, 1]])
+PRED = np.array([[0, 0, 1], [1, 1, 1]])
 
 
-def test_pixel_accuracy_hand_case_and_degenerate_prediction():
-    label = np.array([[1, 0], [1, 1]])
-    assert pixel_accuracy(label, label) == 1.0
-    # predicting all grain: PA = 1 - porosity
-    assert pixel_accuracy(np.ones_like(label), label) == 0.75
-    stack = np.stack([label, 1 - label])
-    assert pixel_accuracy(np.ones_like(stack), stack, per_image=True).tolist() == [0.75, 0.25]
+def test_segmentation_scores_by_hand():
+    # PA: 4 of 6 pixels agree; pore sets P = {(0,0), (0,1)}, T = {(0,0), (1,1)}
+    assert pixel_accuracy(PRED, LABEL) == pytest.approx(4 / 6)
+    assert pore_iou(PRED, LABEL) == pytest.approx(1 / 3)  # |P&T| = 1, |P|T| = 3
+    assert pore_dice(PRED, LABEL) == pytest.approx(2 * 1 / 4)  # 2|P&T| / (|P| + |T|)
+    assert porosity(LABEL) == pytest.approx(2 / 6)
+    assert porosity_error(PRED, LABEL) == pytest.approx(0.0)  # same pore count
+    scores = segmentation_scores(PRED, LABEL)
+    assert scores == {"PA": pytest.approx(4 / 6), "pore IoU": pytest.approx(1 / 3),
+                      "pore Dice": pytest.approx(0.5), "porosity error": pytest.approx(0.0)}
+
+
+def test_all_grain_prediction_scores_the_floor():
+    # predicting grain everywhere: PA = 1 - porosity, no pore found
+    ones = np.ones_like(LABEL)
+    assert pixel_accuracy(ones, LABEL) == pytest.approx(1 - porosity(LABEL))
+    assert pore_iou(ones, LABEL) == 0.0
+    assert pore_dice(ones, LABEL) == 0.0
+    assert porosity_error(ones, LABEL) == pytest.approx(-2 / 6)
+
+
+def test_maps_without_pores_agree_perfectly():
+    ones = np.ones((2, 2), int)
+    assert pore_iou(ones, ones) == 1.0
+    assert pore_dice(ones, ones) == 1.0
+
+
+def test_per_image_scores_of_a_stack():
+    stack_p, stack_t = np.stack([PRED, LABEL]), np.stack([LABEL, LABEL])
+    np.testing.assert_allclose(pixel_accuracy(stack_p, stack_t, per_image=True), [4 / 6, 1])
+    np.testing.assert_allclose(pore_iou(stack_p, stack_t, per_image=True), [1 / 3, 1])
+    np.testing.assert_allclose(porosity(stack_t, per_image=True), [1 / 3, 1 / 3])
+    # pooled over the stack: 10 of 12 pixels agree
+    assert pixel_accuracy(stack_p, stack_t) == pytest.approx(10 / 12)
+    with pytest.raises(ValueError, match="per_image needs a stack"):
+        pixel_accuracy(PRED, LABEL, per_image=True)
+
+
+def test_segmentation_input_errors():
     with pytest.raises(ValueError, match="shapes differ"):
-        pixel_accuracy(label, label[:1])
+        pixel_accuracy(PRED, LABEL[:1])
+    with pytest.raises(ValueError, match="pred is not a binary map"):
+        pore_iou(PRED * 2, LABEL)
+    with pytest.raises(ValueError, match="empty"):
+        pixel_accuracy(np.zeros(0), np.zeros(0))
+
+
+def test_r2_by_hand_and_degenerate_cases():
+    t = np.array([1.0, 2.0, 4.0])  # mean 7/3, SS_tot = 14/3
+    p = np.array([1.0, 2.0, 3.0])  # SS_res = 1
+    assert r2_score(p, t) == pytest.approx(1 - 1 / (14 / 3))
+    assert r2_score(t, t) == 1.0
+    assert r2_score(np.full(3, t.mean()), t) == pytest.approx(0.0)  # constant regression
+    assert r2_score(-t, t) < 0  # worse than the mean: negative
+    assert np.isnan(r2_score(p, np.ones(3)))  # constant target: undefined
+
+
+def test_errors_by_hand():
+    p, t = np.array([1.1, 1.8, 3.0]), np.array([1.0, 2.0, 3.0])
+    assert mse(p, t) == pytest.approx((0.01 + 0.04) / 3)
+    assert mae(p, t) == pytest.approx(0.3 / 3)
+    assert relative_error(p, t) == pytest.approx((0.1 + 0.1 + 0) / 3)
+    scores = regression_scores(p, t)
+    assert set(scores) == {"R2", "MSE", "MAE", "relative error"}
+    with pytest.raises(ValueError, match="1 target value"):
+        relative_error(p, np.array([1.0, 0.0, 3.0]))

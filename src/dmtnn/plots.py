@@ -19,6 +19,8 @@ __all__ = [
     "styled",
     "moduli_rev",
     "local_stress",
+    "training_curves",
+    "segmentation_examples",
 ]
 
 
@@ -200,5 +202,52 @@ def local_stress(solid: np.ndarray, fields, *, size: float = 4.0):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("loss",),
+                    *, size: float = 3.6):
+    """Per-epoch train and validation curves of several runs, one panel per metric.
+
+    ``metrics`` are history column suffixes: ``"loss"`` plots ``train loss`` and
+    ``val loss``; ``"mask PA"`` plots ``train mask PA`` and ``val mask PA``.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(size * len(metrics), size * 0.8),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for color, (name, h) in zip(colors, histories.items(), strict=False):
+            ax.plot(h["epoch"], h[f"train {metric}"], "-", color=color, label=f"{name} train")
+            ax.plot(h["epoch"], h[f"val {metric}"], "--", color=color, label=f"{name} val")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        if metric.endswith("loss"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def segmentation_examples(gray: np.ndarray, label: np.ndarray,
+                          predictions: dict[str, np.ndarray], *, size: float = 2.2):
+    """Fig. 9: per image (rows) the grayscale, the label and each method's mask with its PA."""
+    from dmtnn.metrics import pixel_accuracy
+
+    cols = ["grayscale", "label", *predictions]
+    fig, axes = plt.subplots(len(gray), len(cols), figsize=(size * len(cols), size * len(gray)),
+                             squeeze=False)
+    for i in range(len(gray)):
+        images = [gray[i], label[i], *(p[i] for p in predictions.values())]
+        for j, (ax, im) in enumerate(zip(axes[i], images, strict=True)):
+            ax.imshow(im, cmap="gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = cols[j]
+            if j >= 2:
+                title += f"\nPA {pixel_accuracy(im, label[i]):.3f}"
+            if i == 0 or j >= 2:
+                ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig

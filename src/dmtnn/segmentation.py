@@ -1,0 +1,190 @@
+"""Segmentation of grayscale slices: the networks, the threshold baseline, their scores.
+
+The paper's segmenter (section 4.1, Fig. 9) is a LinkNet trained with binary
+cross-entropy on the threshold labels, then frozen inside DMTNN. Here:
+
+- :func:`train_segmenter` trains LinkNet (or the U-Net baseline) through the
+  one training loop (:func:`dmtnn.train.fit`) on a dataset's train split,
+  selecting the epoch by validation pixel accuracy;
+- :func:`load_segmenter` gives the trained network back to later notebooks;
+- :func:`threshold_baseline` is the classical method: Otsu's threshold of each
+  grayscale image itself;
+- :func:`segmentation_table` scores any set of predicted masks per rock
+  against the labels or, for synthetic rocks, the true geometry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from dmtnn import models
+from dmtnn.config import Config
+from dmtnn.data.dataset import Dataset
+from dmtnn.data.labels import threshold_segment
+from dmtnn.metrics import segmentation_scores
+from dmtnn.train import (
+    SEGMENTATION,
+    CheckpointMismatch,
+    FitResult,
+    Samples,
+    fit,
+    load_checkpoint,
+    predict,
+    run_folder,
+    seed_everything,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "segmentation_samples",
+    "train_segmenter",
+    "load_segmenter",
+    "segment",
+    "threshold_baseline",
+    "segmentation_table",
+    "PAPER_PA",
+    "paper_comparison",
+]
+
+log = logging.getLogger(__name__)
+
+#: Segmentation networks by name: the paper's LinkNet and the U-Net baseline.
+ARCHITECTURES = ("linknet", "unet")
+
+#: The paper's test pixel accuracies (section 4.1), in words where it gives no number.
+PAPER_PA = {
+    "LinkNet": "0.96-0.98 per image, mean > 0.97",
+    "U-Net": "about 0.95 (cited)",
+    "threshold": "slightly more accurate than the network (no number)",
+}
+
+
+def segmentation_samples(ds: Dataset, split: str, target: str = "label") -> Samples:
+    """Gray slices and masks of one split of every rock (``target``: "label" or "truth")."""
+    s = ds.split(split)
+    if target not in s:
+        raise KeyError(f"the {split} split has no {target!r} masks (have: label"
+                       f"{', truth' if 'truth' in s else ''})")
+    return Samples(s["gray"], {"mask": s[target]})
+
+
+def _build(cfg: Config, arch: str) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown segmenter {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    seed_everything(cfg.segmenter.seed, 0)  # the initial weights
+    return models.build(arch, in_channels=1, width=cfg.segmenter.width)
+
+
+def train_segmenter(
+    cfg: Config, ds: Dataset, arch: str = "linknet", *, progress: bool | None = None
+) -> FitResult:
+    """Train (or resume, or load the finished) segmenter ``arch`` on the threshold labels.
+
+    The run lives in ``artifacts/<profile>/models/segmenter-<arch>``. A run
+    made under another configuration or other data is started afresh.
+    """
+    model = _build(cfg, arch)
+    folder = run_folder(cfg, f"segmenter-{arch}")
+    train, val = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
+    try:
+        return fit(model, SEGMENTATION, train, val, cfg.segmenter, folder, device=cfg.device,
+                   progress=progress)
+    except CheckpointMismatch as err:
+        log.warning("%s; training afresh", err)
+        return fit(_build(cfg, arch), SEGMENTATION, train, val, cfg.segmenter, folder,
+                   device=cfg.device, resume=False, progress=progress)
+
+
+def load_segmenter(cfg: Config, arch: str = "linknet") -> tuple[nn.Module, dict]:
+    """The trained segmenter of a profile (best validation epoch) and its input scale.
+
+    Raises
+    ------
+    FileNotFoundError
+        If notebook 04 (``train_segmenter``) has not run for this profile.
+    CheckpointMismatch
+        If the checkpoint was trained under other training settings.
+    """
+    model = _build(cfg, arch)
+    path = run_folder(cfg, f"segmenter-{arch}") / "best.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"no trained {arch} segmenter at {path}: run notebook "
+                                f"04_segmenter (or train_segmenter) for profile {cfg.profile!r}")
+    state = load_checkpoint(path, model, expect={"train": asdict(cfg.segmenter)})
+    return model.eval(), state["scales"]
+
+
+def segment(model: nn.Module, scales: dict, gray: np.ndarray, cfg: Config) -> np.ndarray:
+    """Masks (N, H, W) uint8, 1 = grain, of a trained segmenter for gray slices (N, H, W)."""
+    return predict(model, gray, SEGMENTATION, scales, batch_size=cfg.segmenter.batch_size,
+                   device=cfg.device)["mask"]
+
+
+def threshold_baseline(gray: np.ndarray) -> np.ndarray:
+    """Otsu's threshold applied to each grayscale image on its own: masks (N, H, W), 1 = grain.
+
+    The classical method the paper compares against: no labels, no training.
+    (The labels themselves threshold each rock's denoised native-resolution
+    scan, so this baseline does not see exactly what made them.)
+    """
+    gray = np.asarray(gray)
+    if gray.ndim == 2:
+        gray = gray[None]
+    return np.stack([threshold_segment(g) for g in gray])
+
+
+def segmentation_table(
+    test: dict[str, np.ndarray],
+    predictions: dict[str, np.ndarray],
+    reference: str = "label",
+) -> pd.DataFrame:
+    """Scores per rock and method, plus the all-grain floor and the pooled mean.
+
+    Parameters
+    ----------
+    test : dict
+        A split from :meth:`Dataset.split`: ``rock`` indices, ``names`` and the
+        ``reference`` masks.
+    predictions : dict of str to (N, H, W) masks
+        Method name -> predicted masks in the order of ``test``.
+    reference : {"label", "truth"}
+        Score against the threshold labels or the true geometry.
+
+    Returns
+    -------
+    DataFrame indexed by (rock, method) with PA, pore IoU, pore Dice and the
+    porosity error; rock ``"all"`` pools every test image.
+    """
+    if reference not in test:
+        raise KeyError(f"no {reference!r} masks in the test split")
+    ref = test[reference]
+    methods = {**predictions, "all grain": np.ones_like(ref)}
+    rows = []
+    groups = [(str(test["names"][i]), test["rock"] == i) for i in np.unique(test["rock"])]
+    for rock, sel in [*groups, ("all", np.ones(len(ref), bool))]:
+        for method, pred in methods.items():
+            if pred.shape != ref.shape:
+                raise ValueError(f"{method}: predictions {pred.shape} vs reference {ref.shape}")
+            rows.append({"rock": rock, "method": method,
+                         **segmentation_scores(pred[sel], ref[sel])})
+    return pd.DataFrame(rows).set_index(["rock", "method"])
+
+
+def paper_comparison(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame:
+    """Our pooled test PA of each method beside the paper's words.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`segmentation_table` (uses its ``"all"`` rows).
+    methods : dict
+        Our method name -> key of :data:`PAPER_PA`.
+    """
+    rows = [{"method": ours, "PA (ours)": table.loc[("all", ours), "PA"],
+             "PA (paper)": PAPER_PA[paper]} for ours, paper in methods.items()]
+    return pd.DataFrame(rows).set_index("method")

@@ -1,0 +1,175 @@
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from dmtnn.config import TrainConfig
+from dmtnn.losses import FixedWeights
+from dmtnn.train import (
+    SEGMENTATION,
+    CheckpointMismatch,
+    Samples,
+    Task,
+    fit,
+    load_checkpoint,
+    predict,
+    read_history,
+    seed_everything,
+)
+
+TASKS = (Task("mask", "segmentation"), Task("phi", "regression"),
+         Task("mu", "regression", normalize=True))
+
+
+class Toy(nn.Module):
+    """A two-head network small enough for many CPU fits: a mask and two scalars."""
+
+    def __init__(self, width: int = 4):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width),
+                                  nn.ReLU(), nn.Dropout(0.1))
+        self.head_seg = nn.Conv2d(width, 1, 1)
+        self.head_reg = nn.Linear(width, 2)
+
+    def forward(self, x):
+        f = self.body(x)
+        y = self.head_reg(f.mean((2, 3)))
+        return {"mask": self.head_seg(f), "phi": y[:, 0], "mu": y[:, 1]}
+
+
+def samples(n: int, seed: int) -> Samples:
+    rng = np.random.default_rng(seed)
+    gray = rng.integers(0, 256, (n, 16, 16), dtype=np.uint8)
+    mask = (gray > 100).astype(np.uint8)
+    phi = 1 - mask.mean(axis=(1, 2))
+    return Samples(gray, {"mask": mask, "phi": phi, "mu": 30 * (1 - phi) ** 2})
+
+
+@pytest.fixture
+def cfg():
+    return TrainConfig(epochs=3, batch_size=4, lr_step=2, seed=5)
+
+
+def toy(seed: int = 0) -> Toy:
+    seed_everything(seed)
+    return Toy()
+
+
+def run(cfg, folder, **kw):
+    return fit(toy(), TASKS, samples(12, 1), samples(5, 2), cfg, folder, device="cpu",
+               progress=False, **kw)
+
+
+def test_fit_writes_history_and_checkpoints(cfg, tmp_path):
+    res = run(cfg, tmp_path / "a")
+    h = res.history
+    assert h["epoch"].tolist() == [1, 2, 3]
+    assert h["lr"].tolist() == pytest.approx([1e-3, 1e-3, 1e-4])  # step schedule
+    for col in ("train loss", "val loss", "train mask PA", "val phi R2", "weight mu"):
+        assert col in h and np.isfinite(h[col]).all(), col
+    assert ((h["val mask PA"] >= 0) & (h["val mask PA"] <= 1)).all()
+    assert res.best_epoch == int(h.loc[h["val score"].idxmax(), "epoch"])
+    assert (tmp_path / "a" / "best.pt").exists() and (tmp_path / "a" / "last.pt").exists()
+    pd.testing.assert_frame_equal(read_history(tmp_path / "a"), h, check_dtype=False)
+    # the loss is the weighted sum of the task losses (equal weights)
+    parts = h[[f"train {t.name} loss" for t in TASKS]].sum(axis=1)
+    np.testing.assert_allclose(h["train loss"], parts, rtol=1e-6)
+
+
+def test_resume_after_a_kill_repeats_an_uninterrupted_run(cfg, tmp_path):
+    whole = run(cfg, tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(cfg, tmp_path / "resumed", callback=kill_after_first)
+    resumed = run(cfg, tmp_path / "resumed")
+    cols = [c for c in whole.history if c != "seconds"]
+    pd.testing.assert_frame_equal(whole.history[cols], resumed.history[cols])
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_run_is_read_back_not_retrained(cfg, tmp_path):
+    first = run(cfg, tmp_path / "a")
+    epochs = []
+    again = run(cfg, tmp_path / "a", callback=epochs.append)
+    assert epochs == []
+    pd.testing.assert_frame_equal(first.history, again.history)
+
+
+def test_same_seed_same_numbers(cfg, tmp_path):
+    a, b = run(cfg, tmp_path / "a"), run(cfg, tmp_path / "b")
+    cols = [c for c in a.history if c != "seconds"]
+    pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
+
+
+def test_checkpoint_of_another_setup_is_refused(cfg, tmp_path):
+    run(cfg, tmp_path / "a")
+    other = replace(cfg, lr=0.01)
+    with pytest.raises(CheckpointMismatch, match=r"last.pt was made under another setup "
+                                                 r"\(train.lr: 0.001 -> 0.01\)"):
+        run(other, tmp_path / "a")
+    with pytest.raises(CheckpointMismatch, match="train data"):
+        fit(toy(), TASKS, samples(12, 9), samples(5, 2), cfg, tmp_path / "a", progress=False)
+    with pytest.raises(CheckpointMismatch, match="architecture"):
+        load_checkpoint(tmp_path / "a" / "best.pt", Toy(width=8))
+    with pytest.raises(CheckpointMismatch, match="weighting state"):
+        run(cfg, tmp_path / "a", weighting=FixedWeights({"mask": 1, "phi": 1, "mu": 10}))
+    # starting afresh is explicit
+    assert len(run(other, tmp_path / "a", resume=False).history) == 3
+
+
+def test_nan_loss_stops_with_epoch_and_batch(cfg, tmp_path):
+    class Broken(Toy):
+        def forward(self, x):
+            out = super().forward(x)
+            return {**out, "phi": out["phi"] * float("nan")}
+
+    seed_everything(0)
+    with pytest.raises(FloatingPointError, match="at epoch 1, batch 1 of 3"):
+        fit(Broken(), TASKS, samples(12, 1), samples(5, 2), cfg, tmp_path, progress=False)
+
+
+def test_bad_samples_are_named():
+    s = samples(4, 0)
+    with pytest.raises(ValueError, match=r"target 'phi' has NaN .* images \[2\]"):
+        Samples(s.gray, {"phi": np.array([0.1, 0.2, np.nan, 0.3])})
+    with pytest.raises(TypeError, match="uint8"):
+        Samples(s.gray.astype(np.float32))
+    with pytest.raises(ValueError, match="3 entries for 4 images"):
+        Samples(s.gray, {"phi": np.zeros(3)})
+    with pytest.raises(ValueError, match="not a binary mask"):
+        Samples(s.gray, {"mask": s.targets["mask"] * 2}).check(SEGMENTATION, "train")
+    with pytest.raises(KeyError, match="no target 'mask'"):
+        Samples(s.gray, {}).check(SEGMENTATION, "val")
+
+
+def test_predict_returns_physical_units(cfg, tmp_path):
+    class Zero(nn.Module):  # predicts 0 in normalised units: the training mean
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            z = self.w * x.mean((1, 2, 3))
+            return {"mask": torch.ones_like(x) * self.w - 1, "phi": z, "mu": z}
+
+    train = samples(12, 1)
+    res = fit(Zero(), TASKS, train, samples(5, 2), cfg, tmp_path, progress=False)
+    assert res.scales["mu"] == pytest.approx((train.targets["mu"].mean(),
+                                              train.targets["mu"].std()))
+    out = predict(res.model, train.gray, TASKS, res.scales, device="cpu")
+    # the weight stays near 0, so mu comes back near the training mean, phi near 0
+    assert out["mask"].shape == train.gray.shape and out["mask"].dtype == np.uint8
+    assert np.abs(out["phi"]).max() < 0.05
+    np.testing.assert_allclose(out["mu"], train.targets["mu"].mean(),
+                               atol=0.05 * train.targets["mu"].std())
