@@ -231,8 +231,12 @@ def training_curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...]
 
 
 def segmentation_examples(gray: np.ndarray, label: np.ndarray,
-                          predictions: dict[str, np.ndarray], *, size: float = 2.2):
-    """Fig. 9: per image (rows) the grayscale, the label and each method's mask with its PA."""
+                          predictions: dict[str, np.ndarray], *, rows: list[str] | None = None,
+                          size: float = 2.2):
+    """Fig. 9: per image (rows) the grayscale, the label and each method's mask with its PA.
+
+    ``rows`` names each image (e.g. its rock) on the left.
+    """
     from dmtnn.metrics import pixel_accuracy
 
     cols = ["grayscale", "label", *predictions]
@@ -249,5 +253,7 @@ def segmentation_examples(gray: np.ndarray, label: np.ndarray,
                 title += f"\nPA {pixel_accuracy(im, label[i]):.3f}"
             if i == 0 or j >= 2:
                 ax.set_title(title, fontsize=9)
+        if rows is not None:
+            axes[i, 0].set_ylabel(rows[i], fontsize=9)
     fig.tight_layout()
     return fig
