@@ -122,7 +122,7 @@ def test_checkpoint_of_another_setup_is_refused(cfg, tmp_path):
         fit(toy(), TASKS, samples(12, 9), samples(5, 2), cfg, tmp_path / "a", progress=False)
     with pytest.raises(CheckpointMismatch, match="architecture"):
         load_checkpoint(tmp_path / "a" / "best.pt", Toy(width=8))
-    with pytest.raises(CheckpointMismatch, match="weighting state"):
+    with pytest.raises(CheckpointMismatch, match="weighting settings"):
         run(cfg, tmp_path / "a", weighting=FixedWeights({"mask": 1, "phi": 1, "mu": 10}))
     # starting afresh is explicit
     assert len(run(other, tmp_path / "a", resume=False).history) == 3

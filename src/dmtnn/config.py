@@ -34,6 +34,7 @@ __all__ = [
     "RevConfig",
     "FEMConfig",
     "TrainConfig",
+    "LossConfig",
     "Config",
     "PROFILES",
     "load_profile",
@@ -143,6 +144,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    """Task weights of the multi-task networks (section 2.3, Fig. 13).
+
+    ``strategy`` is DMTNN's in notebook 05; notebook 06 compares all of
+    ``strategies``, each over ``seeds`` seeds. The dynamic strategy's equation
+    is our reconstruction (``dmtnn.losses.dynamic_weight``).
+    """
+
+    strategy: str = "dynamic"
+    strategies: tuple[str, ...] = ("1:1:1", "1:10:3", "dynamic", "uncertainty", "dwa")
+    sigma: float = 1.0  # dynamic: scale of the weights
+    gamma: int = 2  # dynamic: focusing exponent
+    alpha: float = 0.5  # dynamic: moving-average factor of the KPIs
+    temperature: float = 2.0  # DWA
+    seeds: int = 3  # seeds per strategy in notebook 06
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; ``asdict(cfg)`` goes with every artifact."""
 
@@ -155,6 +174,7 @@ class Config:
     # 1e-3 0.940 and 3e-3 0.963 after 8 epochs; 3e-3 0.964 and 1e-2 0.968 after 12.
     segmenter: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-3))
     train: TrainConfig = field(default_factory=TrainConfig)  # DMTNN and the other networks
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,7 +204,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "rev": {"slices": 4, "windows": 48, "moduli_windows": 24},
         "fem": {"kinds": ("label",)},  # true-geometry moduli cost CPU time the CPU run lacks
         "segmenter": {"epochs": 12, "lr_step": 8, "width": 0.25},
-        "train": {"epochs": 8, "lr_step": 5, "batch_size": 16, "width": 0.25},
+        "train": {"epochs": 10, "lr_step": 7, "batch_size": 16, "width": 0.125},
+        "loss": {"seeds": 1},
     },
     "ci": {
         "data": {
@@ -203,6 +224,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "segmenter": {"epochs": 4, "lr_step": 3, "batch_size": 8, "width": 0.125},
         "train": {"epochs": 2, "lr_step": 1, "batch_size": 8, "width": 0.125},
+        "loss": {"seeds": 1},
     },
 }
 

@@ -21,6 +21,9 @@ __all__ = [
     "local_stress",
     "training_curves",
     "segmentation_examples",
+    "parameter_predictions",
+    "dynamic_weight_curves",
+    "kpis_and_weights",
 ]
 
 
@@ -255,5 +258,82 @@ def segmentation_examples(gray: np.ndarray, label: np.ndarray,
                 ax.set_title(title, fontsize=9)
         if rows is not None:
             axes[i, 0].set_ylabel(rows[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+PARAMETER_LABELS = {"phi": "porosity φ", "mu": "shear modulus μ (GPa)",
+                    "K": "bulk modulus κ (GPa)"}
+
+
+def parameter_predictions(pred: dict[str, np.ndarray], true: dict[str, np.ndarray],
+                          *, title: str = "", size: float = 3.2):
+    """Figs. 10-11: per parameter, a residual histogram above predicted vs true with R2."""
+    from dmtnn.metrics import r2_score
+
+    keys = [k for k in PARAMETER_LABELS if k in pred]
+    fig, axes = plt.subplots(2, len(keys), figsize=(size * len(keys), size * 1.6),
+                             gridspec_kw={"height_ratios": [1, 2]}, squeeze=False)
+    for j, k in enumerate(keys):
+        p, t = np.asarray(pred[k], float), np.asarray(true[k], float)
+        ok = np.isfinite(p)
+        p, t = p[ok], t[ok]
+        axes[0, j].hist(p - t, bins=30, color="0.4")
+        axes[0, j].axvline(0, color="k", lw=0.8)
+        axes[0, j].set_xlabel("residual (predicted − true)")
+        axes[0, j].set_ylabel("images")
+        ax = axes[1, j]
+        ax.scatter(t, p, s=6, alpha=0.5)
+        lo, hi = min(t.min(), p.min()), max(t.max(), p.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="1:1")
+        ax.set_xlabel(f"true {PARAMETER_LABELS[k]}")
+        ax.set_ylabel(f"predicted {PARAMETER_LABELS[k]}")
+        ax.set_title(f"R² = {r2_score(p, t):.3f}", fontsize=10)
+        ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def dynamic_weight_curves(sigmas=(0.5, 1.0, 2.0), gammas=(0, 1, 2, 3), *, size: float = 3.6):
+    """Fig. 4: the dynamic task weight w(k) against the KPI k, for several sigma and gamma."""
+    from dmtnn.losses import dynamic_weight
+
+    k = np.linspace(0.01, 0.99, 200)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 0.85))
+    for g in gammas:
+        axes[0].plot(k, dynamic_weight(k, sigma=1.0, gamma=g), label=f"γ = {g}")
+    for s in sigmas:
+        axes[1].plot(k, dynamic_weight(k, sigma=s, gamma=2), label=f"σ = {s:g}")
+    axes[0].set_title("σ = 1", fontsize=10)
+    axes[1].set_title("γ = 2", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("KPI k (R² or PA)")
+        ax.set_ylabel("task weight w")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def kpis_and_weights(histories: dict[str, pd.DataFrame], tasks=("phi", "mu", "K"),
+                     kpi: str = "R2", *, size: float = 3.0):
+    """Fig. 13: per strategy (columns), training KPIs (top) and task weights (bottom) by epoch."""
+    fig, axes = plt.subplots(2, len(histories), figsize=(size * len(histories), size * 1.6),
+                             sharex=True, squeeze=False)
+    for j, (name, h) in enumerate(histories.items()):
+        for t in tasks:
+            axes[0, j].plot(h["epoch"], h[f"train {t} {kpi}"], label=PARAMETER_LABELS.get(t, t))
+            axes[1, j].plot(h["epoch"], h[f"weight {t}"], label=t)
+        axes[0, j].set_title(name, fontsize=10)
+        axes[0, j].set_ylim(-1.0, 1.0)  # early R2 far below -1 would hide the rest
+        axes[1, j].set_xlabel("epoch")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"training {kpi}")
+    axes[1, 0].set_ylabel("task weight")
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -326,7 +326,10 @@ def fit(
             row[f"val {t.name} {t.kpi}"] = va["kpi"][t.name]
             row[f"weight {t.name}"] = weights[t.name]
         history.append(row)
-        if score > best["score"]:
+        if not np.isfinite(score):
+            log.warning("%s epoch %d: validation score is %s (a split too small, or a "
+                        "constant target?)", folder.name, epoch + 1, score)
+        if best["epoch"] < 0 or score > best["score"]:
             best = {"epoch": epoch + 1, "score": score}
             _save(folder / "best.pt", {"identity": ident, "model": _cpu_state(model),
                                        "scales": scales, "epoch": epoch + 1})
@@ -469,7 +472,7 @@ def _identity(model, tasks, weighting, tc, train, val) -> dict[str, Any]:
         "architecture": _architecture(model),
         "tasks": [asdict(t) for t in tasks],
         "weighting": type(weighting).__name__,
-        "weighting state": {k: str(v) for k, v in weighting.get_extra_state().items()},
+        "weighting settings": {k: str(v) for k, v in weighting.settings().items()},
         "train": asdict(tc),
         "train data": train.fingerprint(),
         "val data": val.fingerprint(),

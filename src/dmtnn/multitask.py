@@ -1,0 +1,302 @@
+"""Characteristic parameters from images: DMTNN, its baselines, and how they are scored.
+
+The regression tasks are the porosity ``phi`` of the threshold label, and the
+FEM shear modulus ``mu`` and 2D bulk modulus ``K`` (kappa) of the same label
+(notebook 03). ``mu`` and ``K`` are standardised with training-split
+statistics inside the training loop (saved with the checkpoint; predictions
+come back in GPa); porosity is not, as in the paper.
+
+- :func:`regression_samples`: images, masks and labels of one split, without
+  the images whose FEM solve did not converge;
+- :func:`build_network` / :func:`train_network`: any network of
+  :mod:`dmtnn.models` with any weighting strategy, through the one training
+  loop; runs live in ``artifacts/<profile>/models/<network>-<strategy>-seed<k>``;
+- :func:`make_weighting`: a strategy by the names notebook 06 uses;
+- :func:`r2_table`, :func:`segment_then_simulate`: scores and the two
+  baselines the paper lacks (porosity of the predicted mask; FEM on it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from dmtnn import models
+from dmtnn.config import Config
+from dmtnn.data.dataset import Dataset
+from dmtnn.losses import Weighting, build_weighting
+from dmtnn.metrics import mae, mse, r2_score, relative_error
+from dmtnn.train import (
+    CheckpointMismatch,
+    FitResult,
+    Samples,
+    Task,
+    fit,
+    predict,
+    run_folder,
+    seed_everything,
+)
+
+__all__ = [
+    "REGRESSION",
+    "NETWORKS",
+    "PAPER_R2",
+    "PAPER_WEIGHTS_R2",
+    "regression_samples",
+    "make_weighting",
+    "build_network",
+    "train_network",
+    "predict_parameters",
+    "r2_table",
+    "segment_then_simulate",
+    "r2_summary",
+    "strategy_table",
+]
+
+log = logging.getLogger(__name__)
+
+#: The three regressions: porosity as is, the moduli standardised.
+REGRESSION = (
+    Task("phi", "regression"),
+    Task("mu", "regression", normalize=True),
+    Task("K", "regression", normalize=True),
+)
+
+#: Regression networks by name (``dmtnn`` needs the trained segmenter of notebook 04).
+NETWORKS = ("dmtnn", "mtnn_ws", "cnn", "hard_sharing", "soft_sharing")
+
+#: The paper's test R2 (section 4.2, Figs. 10 and 11).
+PAPER_R2 = {
+    "CNN": {"phi": 0.47, "mu": 0.64, "K": 0.58},
+    "DMTNN": {"phi": 0.92, "mu": 0.74, "K": 0.79},
+}
+
+#: The paper's test R2 after 100 epochs per weighting strategy (Fig. 13; "~" values).
+PAPER_WEIGHTS_R2 = {
+    "1:10:3": {"phi": 0.89, "mu": 0.82, "K": 0.86},
+    "dynamic": {"phi": 0.94, "mu": 0.84, "K": 0.88},
+}
+
+_LABEL_KEYS = {"phi": "porosity", "mu": "mu", "K": "kappa"}
+
+
+def regression_samples(
+    ds: Dataset, labels: dict, split: str, rocks=None
+) -> tuple[Samples, dict[str, np.ndarray]]:
+    """Images, masks and labels of one split, dropping unconverged FEM solves.
+
+    Parameters
+    ----------
+    ds : Dataset
+    labels : dict
+        From :func:`dmtnn.data.labels.fem_labels` (uses the ``"label"`` kind).
+    split : str
+        ``"train"``, ``"val"``, ``"test"`` or ``"heldout"``.
+    rocks : sequence of str, optional
+        Default: every rock with images in ``split``.
+
+    Returns
+    -------
+    samples : Samples
+        ``gray`` and targets ``phi``, ``mu``, ``K`` (GPa) and ``mask`` (the label).
+    info : dict
+        ``rock`` (index into ``names``), ``names``, ``truth`` masks when known, and
+        ``dropped`` (images left out because their solve did not converge).
+    """
+    names = [n for n in (rocks or ds.rocks) if len(ds[n].select(split))]
+    if not names:
+        raise ValueError(f"split {split!r} has no images")
+    parts, dropped = [], 0
+    for i, name in enumerate(names):
+        r = ds[name]
+        if r.rock not in labels or "label" not in labels[r.rock]:
+            raise KeyError(f"no FEM labels of {r.rock}: run notebook 03 (fem_labels) first")
+        lab = labels[r.rock]["label"]
+        idx = r.select(split)
+        ok = idx[lab["converged"][idx].astype(bool)]
+        dropped += len(idx) - len(ok)
+        parts.append((i, r, ok, lab))
+    gray = np.concatenate([r.gray[ok] for _, r, ok, _ in parts])
+    targets = {t: np.concatenate([lab[k][ok] for _, _, ok, lab in parts])
+               for t, k in _LABEL_KEYS.items()}
+    targets["mask"] = np.concatenate([r.label[ok] for _, r, ok, _ in parts])
+    info = {"rock": np.concatenate([np.full(len(ok), i) for i, _, ok, _ in parts]),
+            "names": np.array([r.rock for _, r, _, _ in parts]), "dropped": dropped}
+    if all(r.truth is not None for _, r, _, _ in parts):
+        info["truth"] = np.concatenate([r.truth[ok] for _, r, ok, _ in parts])
+    if dropped:
+        log.warning("%s split: %d image(s) without a converged FEM label left out", split,
+                    dropped)
+    return Samples(gray, targets), info
+
+
+def make_weighting(cfg: Config, strategy: str | None = None) -> Weighting:
+    """A weighting strategy by name: a ratio ``"1:10:3"`` (phi:mu:K), ``"dynamic"``,
+    ``"uncertainty"`` or ``"dwa"``; default ``cfg.loss.strategy``."""
+    strategy = strategy or cfg.loss.strategy
+    tasks = tuple(t.name for t in REGRESSION)
+    lc = cfg.loss
+    if ":" in strategy:
+        try:
+            ratio = [float(w) for w in strategy.split(":")]
+        except ValueError:
+            ratio = []
+        if len(ratio) != len(tasks):
+            raise ValueError(f"weight ratio {strategy!r} must give {len(tasks)} numbers "
+                             f"phi:mu:K, e.g. '1:10:3'")
+        return build_weighting("fixed", tasks, weights=dict(zip(tasks, ratio, strict=True)))
+    options = {"dynamic": {"sigma": lc.sigma, "gamma": lc.gamma, "alpha": lc.alpha},
+               "dwa": {"temperature": lc.temperature}, "uncertainty": {}}
+    if strategy not in options:
+        raise ValueError(f"unknown weighting {strategy!r}; use a ratio such as '1:10:3' or "
+                         f"one of {', '.join(options)}")
+    return build_weighting(strategy, tasks, **options[strategy])
+
+
+def build_network(cfg: Config, name: str = "dmtnn", *, seed: int = 0) -> nn.Module:
+    """A regression network of this profile's image size and width, initialised by seed."""
+    if name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
+    kwargs = {"image_size": cfg.data.image_size, "width": cfg.train.width}
+    if name == "dmtnn":
+        from dmtnn.segmentation import load_segmenter
+
+        kwargs["segmenter"] = load_segmenter(cfg, "linknet")[0]
+    seed_everything(cfg.train.seed + seed, 0)
+    return models.build(name, **kwargs)
+
+
+def train_network(
+    cfg: Config,
+    train: Samples,
+    val: Samples,
+    name: str = "dmtnn",
+    strategy: str | None = None,
+    *,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> FitResult:
+    """Train (or resume, or read back) network ``name`` with weighting ``strategy``.
+
+    ``seed`` offsets ``cfg.train.seed`` (initial weights and shuffling); a run
+    made under another configuration or other data is started afresh.
+    """
+    strategy = strategy or cfg.loss.strategy
+    tc = replace(cfg.train, seed=cfg.train.seed + seed)
+    folder = run_folder(cfg, f"{name}-{strategy.replace(':', '-')}-seed{seed}")
+
+    def run(resume: bool) -> FitResult:
+        return fit(build_network(cfg, name, seed=seed), REGRESSION, train, val, tc, folder,
+                   device=cfg.device, weighting=make_weighting(cfg, strategy),
+                   resume=resume, progress=progress)
+
+    try:
+        return run(resume=True)
+    except CheckpointMismatch as err:
+        log.warning("%s; training afresh", err)
+        return run(resume=False)
+
+
+def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
+    """Porosity and moduli (GPa) predicted by a trained network for gray slices."""
+    return predict(result.model, gray, REGRESSION, result.scales,
+                   batch_size=cfg.train.batch_size, device=cfg.device)
+
+
+def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> pd.DataFrame:
+    """R2, MSE, MAE and mean relative error per method and parameter.
+
+    Parameters
+    ----------
+    predictions : dict
+        Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``.
+        NaN predictions (unconverged FEM solves) are left out and counted.
+    truth : Samples
+        The labels.
+
+    Notes
+    -----
+    The relative error leaves out zero targets (an image without pores has
+    porosity 0), where it is undefined.
+    """
+    rows = []
+    for method, pred in predictions.items():
+        for t in REGRESSION:
+            p, y = np.asarray(pred[t.name], float), np.asarray(truth.targets[t.name], float)
+            ok = np.isfinite(p)
+            nz = ok & (y != 0)
+            rows.append({"method": method, "parameter": t.name,
+                         "R2": r2_score(p[ok], y[ok]), "MSE": mse(p[ok], y[ok]),
+                         "MAE": mae(p[ok], y[ok]),
+                         "relative error": relative_error(p[nz], y[nz]),
+                         "left out": int((~ok).sum())})
+    return pd.DataFrame(rows).set_index(["method", "parameter"])
+
+
+def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.ndarray], float]:
+    """Porosity and FEM moduli of predicted masks: the "segment, then simulate" baseline.
+
+    The same solver and settings as the labels (:func:`dmtnn.data.labels.label_chunk`).
+    Returns the parameters (unconverged solves as NaN) and the time per image (s).
+    """
+    from dmtnn.data.labels import label_chunk, solver_settings
+
+    settings, device = solver_settings(cfg)
+    t0 = time.perf_counter()
+    res = label_chunk(masks, settings, device)
+    seconds = (time.perf_counter() - t0) / len(masks)
+    return {"phi": res["porosity"], "mu": res["mu"], "K": res["kappa"]}, seconds
+
+
+def r2_summary(table: pd.DataFrame, paper: dict[str, dict[str, float]] | None = None
+               ) -> pd.DataFrame:
+    """One row per method: our test R2 of phi, mu, K and, where it has one, the paper's.
+
+    ``table`` comes from :func:`r2_table`; ``paper`` maps method names to the
+    paper's R2 (default :data:`PAPER_R2`).
+    """
+    paper = PAPER_R2 if paper is None else paper
+    names = [t.name for t in REGRESSION]
+    wide = table["R2"].unstack("parameter")[names]
+    wide = wide.loc[table.index.get_level_values("method").unique()]  # the table's order
+    wide.columns = [f"R2 {n}" for n in names]
+    for n in names:
+        wide[f"paper {n}"] = [paper.get(m, {}).get(n, np.nan) for m in wide.index]
+    return wide
+
+
+def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
+                   paper: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+    """Test R2 per weighting strategy: mean and standard deviation over seeds, the paper's.
+
+    Parameters
+    ----------
+    runs : dict
+        Strategy -> trained runs, one per seed.
+    test : Samples
+        The test labels.
+    paper : dict, optional
+        Strategy -> the paper's R2 (default :data:`PAPER_WEIGHTS_R2`).
+    """
+    paper = PAPER_WEIGHTS_R2 if paper is None else paper
+    rows = []
+    for strategy, results in runs.items():
+        r2 = {t.name: [] for t in REGRESSION}
+        for res in results:
+            pred = predict_parameters(res, test.gray, cfg)
+            for t in REGRESSION:
+                r2[t.name].append(r2_score(pred[t.name], test.targets[t.name]))
+        row = {"strategy": strategy, "seeds": len(results)}
+        for t in REGRESSION:
+            v = np.array(r2[t.name])
+            row[f"R2 {t.name} mean"] = v.mean()
+            row[f"R2 {t.name} std"] = v.std(ddof=1) if len(v) > 1 else np.nan
+        for t in REGRESSION:
+            row[f"paper {t.name}"] = paper.get(strategy, {}).get(t.name, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("strategy")
