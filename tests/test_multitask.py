@@ -69,8 +69,9 @@ def test_r2_table_scores_and_counts_left_out():
          "K": np.array([5.0, 6.0, 7.0])}
     truth = Samples(np.zeros((3, 4, 4), np.uint8), dict(y))
     mean = {k: np.full(3, v.mean()) for k, v in y.items()}
-    with_nan = {**y, "mu": np.array([10.0, np.nan, 30.0])}
+    with_nan = {**y, "mu": np.array([10.0, np.nan, 30.0]), "K": np.full(3, np.nan)}
     t = r2_table({"exact": y, "mean": mean, "nan": with_nan}, truth)
+    assert np.isnan(t.loc[("nan", "K"), "R2"]) and t.loc[("nan", "K"), "left out"] == 3
     assert t.loc[("exact", "mu"), "R2"] == 1.0
     assert t.loc[("mean", "K"), "R2"] == pytest.approx(0.0)
     assert t.loc[("mean", "phi"), "relative error"] == pytest.approx((1 + 0 + 1 / 3) / 3)  # |0.2 - y| / y

@@ -230,11 +230,13 @@ def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> p
             p, y = np.asarray(pred[t.name], float), np.asarray(truth.targets[t.name], float)
             ok = np.isfinite(p)
             nz = ok & (y != 0)
-            rows.append({"method": method, "parameter": t.name,
-                         "R2": r2_score(p[ok], y[ok]), "MSE": mse(p[ok], y[ok]),
-                         "MAE": mae(p[ok], y[ok]),
-                         "relative error": relative_error(p[nz], y[nz]),
-                         "left out": int((~ok).sum())})
+            row = {"method": method, "parameter": t.name, "R2": np.nan, "MSE": np.nan,
+                   "MAE": np.nan, "relative error": np.nan, "left out": int((~ok).sum())}
+            if ok.any():  # a method may not predict this parameter at all
+                row.update({"R2": r2_score(p[ok], y[ok]), "MSE": mse(p[ok], y[ok]),
+                            "MAE": mae(p[ok], y[ok]),
+                            "relative error": relative_error(p[nz], y[nz])})
+            rows.append(row)
     return pd.DataFrame(rows).set_index(["method", "parameter"])
 
 

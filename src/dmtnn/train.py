@@ -12,6 +12,10 @@ What the loop does (section 3.4 of the paper and the project's rules)
   mean and standard deviation; regression targets marked ``normalize`` are
   standardised the same way. The statistics go into every checkpoint and
   :func:`predict` undoes them.
+- Augmentation (``augment``): every training batch is turned by a random
+  multiple of 90 degrees and flipped at random. These symmetries of the square
+  leave the labels unchanged (porosity, the 2D bulk modulus and the isotropic
+  shear modulus; a mask turns with its image), so each image counts eight times.
 - On CUDA: bf16 autocast, channels_last, and the data kept on the GPU when it
   fits. On the CPU: float32.
 - Same seed, same numbers: the model is initialised by the caller under
@@ -308,7 +312,7 @@ def fit(
         weights = weighting.weights()
         model.train()
         tr = _pass(model, tasks, data_train, weighting, tc.batch_size, device,
-                   optimizer=optimizer, generator=gen, epoch=epoch + 1,
+                   optimizer=optimizer, generator=gen, epoch=epoch + 1, augment=tc.augment,
                    progress=show_progress(progress), label=f"{folder.name} {epoch + 1}/{tc.epochs}")
         scheduler.step()
         weighting.end_epoch(tr["kpi"], tr["loss"])
@@ -354,7 +358,7 @@ def fit(
 
 
 def _pass(model, tasks, data, weighting, batch_size, device, *, optimizer=None,
-          generator=None, epoch=0, progress=False, label=""):
+          generator=None, epoch=0, progress=False, label="", augment=False):
     """One pass over ``data``: train if an optimizer is given, else evaluate.
 
     Returns mean task losses, the weighted total and the KPI of each task.
@@ -371,6 +375,8 @@ def _pass(model, tasks, data, weighting, batch_size, device, *, optimizer=None,
     for b, idx in enumerate(tqdm(batches, desc=label, leave=False, disable=not progress)):
         idx = idx.to(data["x"].device)
         x = _inputs(data, idx, device)
+        turn = _symmetry(generator) if augment and optimizer is not None else (0, False)
+        x = _apply_symmetry(x, turn)
         with amp:
             out = model(x)
         if not isinstance(out, Mapping):
@@ -383,7 +389,7 @@ def _pass(model, tasks, data, weighting, batch_size, device, *, optimizer=None,
             y = data[t.name][idx].to(device, non_blocking=True)
             if t.kind == "segmentation":
                 logits = out[t.name]
-                y = y.unsqueeze(1)
+                y = _apply_symmetry(y.unsqueeze(1), turn)
                 losses[t.name] = segmentation_loss(logits, y)
                 agree[t.name] += int(((logits.detach() > 0) == (y > 0)).sum())
             else:
@@ -412,6 +418,21 @@ def _pass(model, tasks, data, weighting, batch_size, device, *, optimizer=None,
             kpi[t.name] = r2_score(torch.cat(preds[t.name]).numpy(),
                                    data[t.name].cpu().numpy()[order_np])
     return {"loss": {k: v / n for k, v in sums.items()}, "total": total / n, "kpi": kpi}
+
+
+def _symmetry(generator) -> tuple[int, bool]:
+    """A random element of the square's symmetry group: quarter turns and a flip."""
+    k = int(torch.randint(4, (1,), generator=generator))
+    return k, bool(torch.randint(2, (1,), generator=generator))
+
+
+def _apply_symmetry(x: torch.Tensor, turn: tuple[int, bool]) -> torch.Tensor:
+    k, flip = turn
+    if k % 2 and x.shape[-1] != x.shape[-2]:
+        k -= 1  # a quarter turn would change the shape of a non-square image
+    if k:
+        x = torch.rot90(x, k, (-2, -1))
+    return x.flip(-1) if flip else x
 
 
 def _inputs(data, idx, device):
