@@ -1,5 +1,9 @@
 """Training and inference throughput of the networks, with model FLOPs utilisation.
 
+Models: the segmenters (LinkNet, U-Net; trained on a mask) and the regression
+networks (DMTNN on a frozen LinkNet, MTNN_WS, the CNN, hard and soft sharing;
+trained on porosity and the two moduli with the paper's dynamic weights).
+
 For each model and device, prints: parameters, FLOPs per image (forward, and
 forward + backward as counted by ``torch.utils.flop_counter``), the batch used,
 training and inference throughput in images/s, achieved TFLOP/s and the model
@@ -16,13 +20,16 @@ training step fits in memory; on the CPU it is ``--cpu-batch``. The peak is
 looked up from the device name (H100/H200 SXM: 989 TFLOP/s dense bf16; H100
 PCIe: 756) or given with ``--peak-tflops``; the CPU has no MFU.
 
-Goal (issue: segmenter): MFU >= 40 % in training on one H100.
+Goals: MFU >= 40 % in training on one H100 for the segmenter and for DMTNN
+(whose sharing network runs 256-channel 3x3 convolutions at full resolution,
+about 135 GFLOP per 256 x 256 image forward: compute-bound).
 
 Usage::
 
     python bench/train.py                        # CPU, LinkNet and U-Net at 256 x 256
     python bench/train.py --device cuda --compile
     python bench/train.py --models linknet --size 512
+    python bench/train.py --models dmtnn cnn
 """
 
 from __future__ import annotations
@@ -35,8 +42,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dmtnn import models
-from dmtnn.losses import FixedWeights
+from dmtnn.losses import DynamicWeights
+from dmtnn.multitask import REGRESSION
 from dmtnn.train import SEGMENTATION, Samples, _pass, _scales, _to_device, resolve_device
+
+SEGMENTERS = ("linknet", "unet")
 
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
@@ -53,35 +63,52 @@ def peak_tflops(device: torch.device, override: float | None) -> float | None:
     return None
 
 
+def _total(out) -> torch.Tensor:
+    if isinstance(out, dict):
+        return sum(v.float().mean() for k, v in out.items() if k != "mask" or len(out) == 1)
+    return out.float().mean()
+
+
 def flops_per_image(model: torch.nn.Module, size: int) -> tuple[float, float]:
-    """Forward and forward + backward FLOPs of one image (counted on the CPU, float32)."""
+    """Forward and forward + backward FLOPs of one image (counted on the CPU, float32).
+
+    A frozen part (DMTNN's segmenter) counts in the forward pass only.
+    """
     model = model.cpu().train()
     x = torch.randn(2, 1, size, size)
     with FlopCounterMode(display=False) as fwd:
         y = model(x)
     with FlopCounterMode(display=False) as both:
-        model(x).float().mean().backward()
+        _total(model(x)).backward()
     del y
     return fwd.get_total_flops() / 2, both.get_total_flops() / 2
 
 
 def random_samples(n: int, size: int, seed: int = 0) -> Samples:
+    """Random images with a mask and per-image porosity and moduli."""
     rng = np.random.default_rng(seed)
     gray = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
-    return Samples(gray, {"mask": (gray > 90).astype(np.uint8)})
+    mask = (gray > 90).astype(np.uint8)
+    phi = 1 - mask.mean(axis=(1, 2))
+    return Samples(gray, {"mask": mask, "phi": phi, "mu": 40 * (1 - phi) ** 2,
+                          "K": 50 * (1 - phi) ** 2})
 
 
-def time_training(model, samples, batch, device, epochs: int = 2) -> float:
+def tasks_of(arch: str):
+    return SEGMENTATION if arch in SEGMENTERS else REGRESSION
+
+
+def time_training(model, samples, batch, device, tasks, epochs: int = 2) -> float:
     """Images/s of the training loop's epoch pass (after one warm-up epoch)."""
-    data = _to_device(samples, SEGMENTATION, _scales(samples, SEGMENTATION), device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    weighting = FixedWeights({"mask": 1.0})
+    data = _to_device(samples, tasks, _scales(samples, tasks), device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    weighting = DynamicWeights([t.name for t in tasks])
     model.train()
-    _pass(model, SEGMENTATION, data, weighting, batch, device, optimizer=opt)  # warm-up
+    _pass(model, tasks, data, weighting, batch, device, optimizer=opt)  # warm-up
     sync(device)
     t0 = time.perf_counter()
     for _ in range(epochs):
-        _pass(model, SEGMENTATION, data, weighting, batch, device, optimizer=opt)
+        _pass(model, tasks, data, weighting, batch, device, optimizer=opt)
     sync(device)
     return epochs * len(samples) / (time.perf_counter() - t0)
 
@@ -110,14 +137,14 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def largest_batch(build, size, device, max_batch) -> int:
+def largest_batch(build, size, device, max_batch, tasks) -> int:
     """Largest power of two whose training step fits on the GPU."""
     best, batch = 0, 8
     while batch <= max_batch:
         try:
             model = build().to(device).to(memory_format=torch.channels_last)
             s = random_samples(batch, size)
-            time_training(model, s, batch, device, epochs=1)
+            time_training(model, s, batch, device, tasks, epochs=1)
             best = batch
             batch *= 2
         except torch.OutOfMemoryError:
@@ -132,7 +159,7 @@ def largest_batch(build, size, device, max_batch) -> int:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["linknet", "unet"],
+    p.add_argument("--models", nargs="+", default=["linknet", "unet", "dmtnn", "cnn"],
                    choices=sorted(models.BUILDERS))
     p.add_argument("--device", default="auto")
     p.add_argument("--size", type=int, default=256)
@@ -155,20 +182,30 @@ def main(argv=None) -> None:
             "infer img/s", "train TFLOP/s", "train MFU", "infer MFU")
     print(" | ".join(cols))
     for arch in args.models:
-        def build(arch=arch):
+        tasks = tasks_of(arch)
+
+        def make(arch=arch):
             torch.manual_seed(0)
-            m = models.build(arch, width=args.width)
+            kwargs = {"width": args.width}
+            if arch not in SEGMENTERS:
+                kwargs["image_size"] = args.size
+            if arch == "dmtnn":
+                kwargs["segmenter"] = models.linknet18(width=args.width)
+            return models.build(arch, **kwargs)
+
+        def build(arch=arch):
+            m = make(arch)
             return torch.compile(m) if args.compile else m
 
-        n_params = models.count_parameters(models.build(arch, width=args.width))
-        f_fwd, f_train = flops_per_image(models.build(arch, width=args.width), args.size)
-        batch = (largest_batch(build, args.size, device, args.max_batch)
+        n_params = models.count_parameters(make())
+        f_fwd, f_train = flops_per_image(make(), args.size)
+        batch = (largest_batch(build, args.size, device, args.max_batch, tasks)
                  if device.type == "cuda" else args.cpu_batch)
         model = build().to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         train_ips = time_training(model, random_samples(batch * args.batches, args.size),
-                                  batch, device)
+                                  batch, device, tasks)
         infer_ips = time_inference(model, args.size, batch, device)
         tflops = train_ips * f_train / 1e12
         mfu = f"{tflops / peak:.1%}" if peak else "n/a"
