@@ -90,3 +90,18 @@ def test_errors_by_hand():
     assert set(scores) == {"R2", "MSE", "MAE", "relative error"}
     with pytest.raises(ValueError, match="1 target value"):
         relative_error(p, np.array([1.0, 0.0, 3.0]))
+
+
+def test_bootstrap_interval_contains_the_score_and_narrows_with_more_images():
+    from dmtnn.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=400)
+    p = t + rng.normal(scale=0.5, size=400)
+    value, low, high = bootstrap_ci(r2_score, p, t)
+    assert low < value < high
+    _, low20, high20 = bootstrap_ci(r2_score, p[:20], t[:20])
+    assert high20 - low20 > 2 * (high - low)  # twenty images: a much wider interval
+    assert bootstrap_ci(mae, p, t, seed=3) == bootstrap_ci(mae, p, t, seed=3)
+    with pytest.raises(ValueError, match="two or more"):
+        bootstrap_ci(mae, p[:1], t[:1])

@@ -31,6 +31,7 @@ __all__ = [
     "relative_error",
     "segmentation_scores",
     "regression_scores",
+    "bootstrap_ci",
 ]
 
 
@@ -189,3 +190,40 @@ def regression_scores(pred, target) -> dict[str, float]:
         "MAE": mae(pred, target),
         "relative error": relative_error(pred, target),
     }
+
+
+def bootstrap_ci(score, pred, target, *, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """A score and its percentile bootstrap confidence interval over images.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(pred, target) -> float``, e.g. :func:`r2_score` or :func:`mae`.
+    pred, target : arrays with one entry (value or image) per image
+    n_boot : int
+        Resamples of the images, with replacement.
+    level : float
+        Coverage of the interval.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    (value, low, high): the score of all images and the interval's bounds.
+
+    >>> value, low, high = bootstrap_ci(mae, np.arange(10.0), np.arange(10.0) + 1)
+    >>> value, low, high
+    (1.0, 1.0, 1.0)
+    """
+    pred, target = np.asarray(pred), np.asarray(target)
+    if len(pred) != len(target) or len(pred) < 2:
+        raise ValueError(f"need two or more paired images, got {len(pred)} and {len(target)}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(pred), (n_boot, len(pred)))
+    values = np.array([score(pred[i], target[i]) for i in draws])
+    values = values[np.isfinite(values)]  # e.g. R2 of a resample with one distinct target
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(score(pred, target)), float(low), float(high)
