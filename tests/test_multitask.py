@@ -111,3 +111,27 @@ def test_segment_then_simulate_of_solid_and_porous_masks(tiny):
     assert params["mu"][0] == pytest.approx(cfg.fem.G, rel=1e-4)
     assert params["K"][0] == pytest.approx(cfg.fem.K + cfg.fem.G / 3, rel=1e-4)
     assert (params["mu"][1:] < cfg.fem.G).all() and seconds > 0
+
+
+def test_rock_table_intervals_and_best_alternative():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dmtnn.multitask import best_alternative, rock_table
+
+    rng = np.random.default_rng(0)
+    y = {k: rng.normal(size=6) + 5 for k in ("phi", "mu", "K")}
+    truth = Samples(np.zeros((6, 4, 4), np.uint8), dict(y))
+    noisy = {k: v + rng.normal(scale=0.3, size=6) for k, v in y.items()}
+    noisy["K"][0] = np.nan
+    t = rock_table({"exact": y, "noisy": noisy}, truth, np.array([0, 0, 0, 1, 1, 1]),
+                   ["A", "B"], n_boot=200)
+    exact = t.loc[("A", "exact", "mu")]
+    assert (exact["R2"], exact["R2 low"], exact["R2 high"]) == (1.0, 1.0, 1.0)
+    assert t.loc[("A", "noisy", "K"), "images"] == 2  # the NaN prediction is left out
+    row = t.loc[("B", "noisy", "mu")]
+    assert row["MAE low"] <= row["MAE"] <= row["MAE high"]
+    runs = {s: SimpleNamespace(history=pd.DataFrame({"val score": v}))
+            for s, v in {"dynamic": [0.9], "1:1:1": [0.2, 0.5], "dwa": [0.4]}.items()}
+    assert best_alternative(runs, exclude="dynamic") == "1:1:1"

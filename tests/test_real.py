@@ -1,5 +1,6 @@
 """Real Berea volumes from ../shared/data/real (skipped where absent)."""
 
+import numpy as np
 import pytest
 
 from dmtnn.config import PAPER_PIXEL_UM
@@ -35,3 +36,16 @@ def test_missing_volume_says_where_it_looked(tmp_path, monkeypatch):
     assert real.available() == []
     with pytest.raises(real.RealDataMissing, match=str(tmp_path)):
         real.load_real("icl_400")
+
+
+def test_real_samples_give_ct_gray_that_thresholds_to_the_real_binary(tiny_cfg):
+    from dmtnn.data.labels import otsu_threshold, real_samples
+
+    need("icl_400")
+    r = real_samples(tiny_cfg, "icl_400", n_images=4)
+    assert r["gray"].shape == r["solid"].shape == (4, 32, 32) and r["gray"].dtype == np.uint8
+    # the CT model's gray, thresholded, gives back the real geometry almost everywhere
+    agree = ((r["gray"] > otsu_threshold(r["gray"])) == r["solid"]).mean()
+    assert agree > 0.95, agree
+    np.testing.assert_allclose(r["porosity"], 1 - r["solid"].mean(axis=(1, 2)))
+    assert r["converged"].all() and (r["mu"] > 0).all()

@@ -56,6 +56,8 @@ __all__ = [
     "segment_then_simulate",
     "r2_summary",
     "strategy_table",
+    "rock_table",
+    "best_alternative",
 ]
 
 log = logging.getLogger(__name__)
@@ -302,3 +304,51 @@ def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
             row[f"paper {t.name}"] = paper.get(strategy, {}).get(t.name, np.nan)
         rows.append(row)
     return pd.DataFrame(rows).set_index("strategy")
+
+
+def rock_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples,
+               rock: np.ndarray, names, *, n_boot: int = 1000, level: float = 0.95,
+               seed: int = 0) -> pd.DataFrame:
+    """Per rock, method and parameter: R2 and MAE with bootstrap intervals over images.
+
+    Parameters
+    ----------
+    predictions : dict
+        Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``
+        (NaN predictions are left out).
+    truth : Samples
+    rock, names : arrays
+        Rock index of each image and the rock names (from :func:`regression_samples`).
+    n_boot, level, seed
+        Bootstrap resamples, interval coverage and seed
+        (:func:`dmtnn.metrics.bootstrap_ci`).
+    """
+    from dmtnn.metrics import bootstrap_ci
+
+    rows = []
+    for i, name in enumerate(names):
+        sel = np.asarray(rock) == i
+        for method, pred in predictions.items():
+            for t in REGRESSION:
+                p = np.asarray(pred[t.name], float)[sel]
+                y = np.asarray(truth.targets[t.name], float)[sel]
+                ok = np.isfinite(p)
+                row = {"rock": str(name), "method": method, "parameter": t.name,
+                       "images": int(ok.sum())}
+                if ok.sum() >= 2:
+                    r2, lo, hi = bootstrap_ci(r2_score, p[ok], y[ok], n_boot=n_boot,
+                                              level=level, seed=seed)
+                    m, mlo, mhi = bootstrap_ci(mae, p[ok], y[ok], n_boot=n_boot,
+                                               level=level, seed=seed)
+                    row.update({"R2": r2, "R2 low": lo, "R2 high": hi,
+                                "MAE": m, "MAE low": mlo, "MAE high": mhi})
+                rows.append(row)
+    return pd.DataFrame(rows).set_index(["rock", "method", "parameter"])
+
+
+def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:
+    """The strategy other than ``exclude`` with the best validation score (no test data used)."""
+    scores = {s: float(r.history["val score"].max()) for s, r in runs.items() if s != exclude}
+    if not scores:
+        raise ValueError(f"no strategy other than {exclude!r}")
+    return max(scores, key=scores.get)

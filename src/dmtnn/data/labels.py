@@ -50,6 +50,7 @@ __all__ = [
     "LABEL_FIELDS",
     "labels_table",
     "real_labels",
+    "real_samples",
     "trend_ratio",
 ]
 
@@ -214,6 +215,41 @@ def labels_table(labels: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _real_windows(cfg: Config, name: str, n_images: int, gray: bool = False):
+    """Windows of a real binary volume at the run's pixel and image size (and their gray).
+
+    Slices spread through the volume are reduced to ``cfg.data.pixel_um`` and
+    cut into non-overlapping ``image_size`` windows. With ``gray``, each slice
+    is also imaged by the CT forward model at the volume's voxel size (grain
+    as quartz, pore as pore; seeded per slice) and area-averaged the same way.
+    """
+    from dmtnn.data import ct
+    from dmtnn.data.real import REAL_VOLUMES, load_real, real_slices
+    from dmtnn.data.resample import reduce_gray, square_tiles
+    from dmtnn.data.synthetic import PORE, QUARTZ
+
+    s = cfg.data.image_size
+    volume = REAL_VOLUMES[name]
+    if volume.voxel_um is None:
+        raise ValueError(f"real volume {name} has no known voxel size")
+    side = round(volume.shape[1] * volume.voxel_um / cfg.data.pixel_um)
+    per = (side // s) ** 2
+    if per == 0:
+        raise ValueError(f"{name}: slices of {side} px are smaller than {s} px images")
+    every = max(1, volume.shape[0] // -(-n_images // per))  # just enough slices, spread out
+    binary = square_tiles(real_slices(name, cfg.data.pixel_um, every=every), s)[:n_images]
+    if not gray:
+        return binary, None
+    native, voxel = load_real(name)
+    grays = []
+    for k, solid in enumerate(native[::every]):
+        phases = np.where(solid == 1, QUARTZ, PORE).astype(np.uint8)
+        rng = np.random.default_rng([cfg.data.seed, k])
+        image = ct.forward(phases, voxel, depth=k * every / len(native), rng=rng)
+        grays.append(np.rint(reduce_gray(image[None], side)[0]).astype(np.uint8))
+    return binary, square_tiles(np.stack(grays), s)[:n_images]
+
+
 def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[str, np.ndarray]:
     """FEM labels of windows of a real binary volume at the run's pixel size and image size.
 
@@ -222,18 +258,23 @@ def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[
     labelled like the dataset. Raises :class:`dmtnn.data.real.RealDataMissing`
     when the volume is absent.
     """
-    from dmtnn.data.real import REAL_VOLUMES, real_slices
-    from dmtnn.data.resample import square_tiles
-
-    s = cfg.data.image_size
-    volume = REAL_VOLUMES[name]
-    side = round(volume.shape[1] * volume.voxel_um / cfg.data.pixel_um)
-    per = (side // s) ** 2
-    if per == 0:
-        raise ValueError(f"{name}: slices of {side} px are smaller than {s} px images")
-    every = max(1, volume.shape[0] // -(-n_images // per))  # just enough slices, spread out
-    images = square_tiles(real_slices(name, cfg.data.pixel_um, every=every), s)[:n_images]
+    images, _ = _real_windows(cfg, name, n_images)
     return label_chunk(images, *solver_settings(cfg))
+
+
+def real_samples(cfg: Config, name: str = "icl_400", n_images: int = 48
+                 ) -> dict[str, np.ndarray]:
+    """Real geometry as network input: CT-modelled gray windows, their binary and FEM labels.
+
+    The real binary volume is imaged by the project's CT forward model
+    (:func:`dmtnn.data.ct.forward`; two phases only: quartz grains and pore),
+    reduced to the run's pixel size and cut into windows like
+    :func:`real_labels`. Returns ``gray`` (N, S, S) uint8, ``solid`` (the
+    binary windows, 1 = grain) and the arrays of :data:`LABEL_FIELDS`.
+    Raises :class:`dmtnn.data.real.RealDataMissing` when the volume is absent.
+    """
+    solid, gray = _real_windows(cfg, name, n_images, gray=True)
+    return {"gray": gray, "solid": solid, **label_chunk(solid, *solver_settings(cfg))}
 
 
 def trend_ratio(sample: dict, reference: dict, key: str) -> np.ndarray:
