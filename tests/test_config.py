@@ -39,3 +39,13 @@ def test_config_hash_follows_content():
     a, b = load_profile("ci").data, load_profile("ci", data={"seed": 1}).data
     assert config_hash(a) == config_hash(load_profile("ci").data)
     assert config_hash(a) != config_hash(b)
+
+
+def test_appendix_training_settings_and_rock():
+    quick = load_profile("quick")
+    assert quick.appendix.train_config(quick.train).epochs == 20
+    assert quick.appendix.train_config(quick.train).width == quick.train.width
+    ci = load_profile("ci")
+    assert ci.appendix.train_config(ci.train) == ci.train  # no override: the same settings
+    with pytest.raises(ValueError, match="appendix.rock 'Castle Gate' must be one of"):
+        load_profile("ci", appendix={"rock": "Castle Gate"})

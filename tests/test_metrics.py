@@ -105,3 +105,5 @@ def test_bootstrap_interval_contains_the_score_and_narrows_with_more_images():
     assert bootstrap_ci(mae, p, t, seed=3) == bootstrap_ci(mae, p, t, seed=3)
     with pytest.raises(ValueError, match="two or more"):
         bootstrap_ci(mae, p[:1], t[:1])
+    value, low, high = bootstrap_ci(mae, p[:3], t[:3])  # too few images for an interval
+    assert value == mae(p[:3], t[:3]) and np.isnan(low) and np.isnan(high)

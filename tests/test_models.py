@@ -111,4 +111,18 @@ def test_mtnn_ws_is_dmtnn_without_the_segmenter():
     b = mtnn_ws(image_size=64, width=0.125)
     assert count_parameters(b) == count_parameters(a, trainable=True)
     with pytest.raises(ValueError, match="too small"):
-        mtnn_ws(image_size=8)
+        mtnn_ws(image_size=2)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_appendix_depths_and_single_task_models(depth):
+    net = mtnn_ws(image_size=64, width=0.125, depth=depth)
+    assert len(net.extraction.phi.modules_) == depth
+    out = net(torch.zeros(2, 1, 64, 64))
+    assert sorted(out) == sorted(TASKS)
+    single = mtnn_ws(image_size=64, width=0.125, depth=depth, tasks=("mu",))
+    assert list(single(torch.zeros(2, 1, 64, 64))) == ["mu"]
+    # a single-task subnet has no porosity features to concatenate: it is smaller
+    assert count_parameters(single.extraction) < count_parameters(net.extraction.mu)
+    with pytest.raises(ValueError, match="subset"):
+        mtnn_ws(image_size=64, tasks=("E",))

@@ -121,15 +121,15 @@ def test_rock_table_intervals_and_best_alternative():
     from dmtnn.multitask import best_alternative, rock_table
 
     rng = np.random.default_rng(0)
-    y = {k: rng.normal(size=6) + 5 for k in ("phi", "mu", "K")}
-    truth = Samples(np.zeros((6, 4, 4), np.uint8), dict(y))
-    noisy = {k: v + rng.normal(scale=0.3, size=6) for k, v in y.items()}
+    y = {k: rng.normal(size=12) + 5 for k in ("phi", "mu", "K")}
+    truth = Samples(np.zeros((12, 4, 4), np.uint8), dict(y))
+    noisy = {k: v + rng.normal(scale=0.3, size=12) for k, v in y.items()}
     noisy["K"][0] = np.nan
-    t = rock_table({"exact": y, "noisy": noisy}, truth, np.array([0, 0, 0, 1, 1, 1]),
+    t = rock_table({"exact": y, "noisy": noisy}, truth, np.repeat([0, 1], 6),
                    ["A", "B"], n_boot=200)
     exact = t.loc[("A", "exact", "mu")]
     assert (exact["R2"], exact["R2 low"], exact["R2 high"]) == (1.0, 1.0, 1.0)
-    assert t.loc[("A", "noisy", "K"), "images"] == 2  # the NaN prediction is left out
+    assert t.loc[("A", "noisy", "K"), "images"] == 5  # the NaN prediction is left out
     row = t.loc[("B", "noisy", "mu")]
     assert row["MAE low"] <= row["MAE"] <= row["MAE high"]
     runs = {s: SimpleNamespace(history=pd.DataFrame({"val score": v}))

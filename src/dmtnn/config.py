@@ -35,6 +35,7 @@ __all__ = [
     "FEMConfig",
     "TrainConfig",
     "LossConfig",
+    "AppendixConfig",
     "Config",
     "PROFILES",
     "load_profile",
@@ -169,6 +170,25 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class AppendixConfig:
+    """Appendix A: the network variants, trained on the training slabs of one rock.
+
+    The paper trains its depth variants "on one dataset"; one rock also keeps
+    the many trainings of notebook 08 affordable.
+    """
+
+    rock: str = "Berea"
+    depths: tuple[int, ...] = (1, 2, 3, 4)  # feature modules per subnet; DMTNN has 2
+    epochs: int | None = None  # default: train.epochs (one rock gives fewer steps per epoch)
+    lr_step: int | None = None  # default: train.lr_step
+
+    def train_config(self, train: TrainConfig) -> TrainConfig:
+        """The training settings of the appendix's runs."""
+        return replace(train, epochs=self.epochs or train.epochs,
+                       lr_step=self.lr_step or train.lr_step)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; ``asdict(cfg)`` goes with every artifact."""
 
@@ -180,6 +200,7 @@ class Config:
     segmenter: TrainConfig = field(default_factory=TrainConfig)  # LinkNet, U-Net
     train: TrainConfig = field(default_factory=TrainConfig)  # DMTNN and the other networks
     loss: LossConfig = field(default_factory=LossConfig)
+    appendix: AppendixConfig = field(default_factory=AppendixConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,6 +232,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "segmenter": {"epochs": 12, "lr_step": 8, "width": 0.25},
         "train": {"epochs": 10, "lr_step": 7, "batch_size": 16, "width": 0.125},
         "loss": {"seeds": 1, "strategies": ("1:1:1", "1:10:3", "dynamic")},
+        "appendix": {"epochs": 20, "lr_step": 14},  # one rock: 5 batches per epoch
     },
     "ci": {
         "data": {
@@ -305,6 +327,11 @@ def _validate(cfg: Config) -> None:
         if not (t.lr > 0 and t.width > 0):
             raise ValueError(f"{name}.lr and {name}.width must be positive, got "
                              f"{t.lr}, {t.width}")
+    if cfg.appendix.rock not in d.train_rocks:
+        raise ValueError(f"appendix.rock {cfg.appendix.rock!r} must be one of the training "
+                         f"rocks {d.train_rocks}")
+    if not cfg.appendix.depths or min(cfg.appendix.depths) < 1:
+        raise ValueError(f"appendix.depths must be positive, got {cfg.appendix.depths}")
     if max(cfg.rev.sizes) > cfg.rev.field_px:
         raise ValueError(
             f"rev.sizes go up to {max(cfg.rev.sizes)} px, beyond rev.field_px={cfg.rev.field_px}"

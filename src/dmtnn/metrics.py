@@ -192,6 +192,10 @@ def regression_scores(pred, target) -> dict[str, float]:
     }
 
 
+#: Fewest images for a bootstrap interval.
+MIN_BOOTSTRAP = 5
+
+
 def bootstrap_ci(score, pred, target, *, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
     """A score and its percentile bootstrap confidence interval over images.
@@ -210,7 +214,8 @@ def bootstrap_ci(score, pred, target, *, n_boot: int = 1000, level: float = 0.95
 
     Returns
     -------
-    (value, low, high): the score of all images and the interval's bounds.
+    (value, low, high): the score of all images and the interval's bounds
+    (NaN bounds for fewer than :data:`MIN_BOOTSTRAP` images).
 
     >>> value, low, high = bootstrap_ci(mae, np.arange(10.0), np.arange(10.0) + 1)
     >>> value, low, high
@@ -221,6 +226,8 @@ def bootstrap_ci(score, pred, target, *, n_boot: int = 1000, level: float = 0.95
         raise ValueError(f"need two or more paired images, got {len(pred)} and {len(target)}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if len(pred) < MIN_BOOTSTRAP:  # resamples of so few images give a degenerate interval
+        return float(score(pred, target)), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(pred), (n_boot, len(pred)))
     values = np.array([score(pred[i], target[i]) for i in draws])

@@ -58,6 +58,7 @@ __all__ = [
     "strategy_table",
     "rock_table",
     "best_alternative",
+    "r2_by_split",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,29 @@ def make_weighting(cfg: Config, strategy: str | None = None) -> Weighting:
     return build_weighting(strategy, tasks, **options[strategy])
 
 
-def build_network(cfg: Config, name: str = "dmtnn", *, seed: int = 0) -> nn.Module:
-    """A regression network of this profile's image size and width, initialised by seed."""
+def _tasks(tasks) -> tuple[Task, ...]:
+    if tasks is None:
+        return REGRESSION
+    chosen = tuple(t for t in REGRESSION if t.name in tasks)
+    if len(chosen) != len(set(tasks)):
+        raise ValueError(f"tasks must be among {[t.name for t in REGRESSION]}, got {tasks}")
+    return chosen
+
+
+def build_network(cfg: Config, name: str = "dmtnn", *, seed: int = 0, depth: int = 2,
+                  tasks=None) -> nn.Module:
+    """A regression network of this profile's image size and width, initialised by seed.
+
+    ``depth`` (feature modules per subnet) and ``tasks`` (a subset of phi, mu,
+    K: single-task models) apply to DMTNN and MTNN_WS (Appendix A).
+    """
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
     kwargs = {"image_size": cfg.data.image_size, "width": cfg.train.width}
+    if name in ("dmtnn", "mtnn_ws"):
+        kwargs.update(depth=depth, tasks=tuple(t.name for t in _tasks(tasks)))
+    elif depth != 2 or tasks is not None:
+        raise ValueError(f"depth and tasks apply to dmtnn and mtnn_ws, not {name}")
     if name == "dmtnn":
         from dmtnn.segmentation import load_segmenter
 
@@ -181,21 +200,38 @@ def train_network(
     strategy: str | None = None,
     *,
     seed: int = 0,
+    depth: int = 2,
+    tasks=None,
+    tag: str = "",
     progress: bool | None = None,
 ) -> FitResult:
     """Train (or resume, or read back) network ``name`` with weighting ``strategy``.
 
     ``seed`` offsets ``cfg.train.seed`` (initial weights and shuffling); a run
     made under another configuration or other data is started afresh.
+    ``depth`` and ``tasks`` give Appendix A's variants (a single task trains
+    with weight 1); ``tag`` prefixes the run's folder, so that runs on other
+    data (e.g. Appendix A's one rock) never replace the main ones.
     """
     strategy = strategy or cfg.loss.strategy
+    chosen = _tasks(tasks)
     tc = replace(cfg.train, seed=cfg.train.seed + seed)
-    folder = run_folder(cfg, f"{name}-{strategy.replace(':', '-')}-seed{seed}")
+    parts = [tag, name, strategy.replace(":", "-"), f"seed{seed}"]
+    if depth != 2:
+        parts.append(f"depth{depth}")
+    if tasks is not None:
+        parts.append("+".join(t.name for t in chosen))
+    folder = run_folder(cfg, "-".join(p for p in parts if p))
+
+    def weighting() -> Weighting:
+        if len(chosen) < len(REGRESSION):
+            return build_weighting("fixed", [t.name for t in chosen])
+        return make_weighting(cfg, strategy)
 
     def run(resume: bool) -> FitResult:
-        return fit(build_network(cfg, name, seed=seed), REGRESSION, train, val, tc, folder,
-                   device=cfg.device, weighting=make_weighting(cfg, strategy),
-                   resume=resume, progress=progress)
+        net = build_network(cfg, name, seed=seed, depth=depth, tasks=tasks)
+        return fit(net, chosen, train, val, tc, folder, device=cfg.device,
+                   weighting=weighting(), resume=resume, progress=progress)
 
     try:
         return run(resume=True)
@@ -205,8 +241,12 @@ def train_network(
 
 
 def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
-    """Porosity and moduli (GPa) predicted by a trained network for gray slices."""
-    return predict(result.model, gray, REGRESSION, result.scales,
+    """The parameters (porosity; moduli in GPa) a trained network predicts for gray slices.
+
+    A single-task network gives its own parameter only.
+    """
+    tasks = [t for t in REGRESSION if f"train {t.name} loss" in result.history]
+    return predict(result.model, gray, tasks, result.scales,
                    batch_size=cfg.train.batch_size, device=cfg.device)
 
 
@@ -217,7 +257,8 @@ def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> p
     ----------
     predictions : dict
         Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``.
-        NaN predictions (unconverged FEM solves) are left out and counted.
+        NaN predictions (unconverged FEM solves) and parameters a method does not
+        predict are left out and counted.
     truth : Samples
         The labels.
 
@@ -229,7 +270,8 @@ def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> p
     rows = []
     for method, pred in predictions.items():
         for t in REGRESSION:
-            p, y = np.asarray(pred[t.name], float), np.asarray(truth.targets[t.name], float)
+            y = np.asarray(truth.targets[t.name], float)
+            p = np.asarray(pred.get(t.name, np.full(len(y), np.nan)), float)
             ok = np.isfinite(p)
             nz = ok & (y != 0)
             row = {"method": method, "parameter": t.name, "R2": np.nan, "MSE": np.nan,
@@ -330,8 +372,8 @@ def rock_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples,
         sel = np.asarray(rock) == i
         for method, pred in predictions.items():
             for t in REGRESSION:
-                p = np.asarray(pred[t.name], float)[sel]
                 y = np.asarray(truth.targets[t.name], float)[sel]
+                p = np.asarray(pred.get(t.name, np.full(len(sel), np.nan)), float)[sel]
                 ok = np.isfinite(p)
                 row = {"rock": str(name), "method": method, "parameter": t.name,
                        "images": int(ok.sum())}
@@ -352,3 +394,32 @@ def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:
     if not scores:
         raise ValueError(f"no strategy other than {exclude!r}")
     return max(scores, key=scores.get)
+
+
+def r2_by_split(runs: dict[str, FitResult], splits: dict[str, Samples], cfg: Config,
+                *, n_boot: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Test R2 of several trained networks on several sets of images (Appendix A tables).
+
+    Returns a frame indexed by (network, parameter) with one column per set;
+    NaN where a (single-task) network does not predict the parameter. With
+    ``n_boot`` > 0, columns ``<set> low`` and ``<set> high`` hold a 95 %
+    bootstrap interval over the set's images.
+    """
+    from dmtnn.metrics import bootstrap_ci
+
+    rows = []
+    for name, res in runs.items():
+        preds = {s: predict_parameters(res, samples.gray, cfg) for s, samples in splits.items()}
+        for t in REGRESSION:
+            row = {"network": name, "parameter": t.name}
+            for s, samples in splits.items():
+                p, y = preds[s].get(t.name), samples.targets[t.name]
+                if p is None:
+                    row[s] = np.nan
+                elif n_boot:
+                    row[s], row[f"{s} low"], row[f"{s} high"] = bootstrap_ci(
+                        r2_score, p, y, n_boot=n_boot, seed=seed)
+                else:
+                    row[s] = r2_score(p, y)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["network", "parameter"])

@@ -111,26 +111,44 @@ class Subnet(nn.Module):
 
 
 class InformationExtraction(nn.Module):
-    """Porosity, shear and bulk subnets; the moduli subnets see the porosity features."""
+    """Porosity, shear and bulk subnets; the moduli subnets see the porosity features.
+
+    ``tasks`` may be a subset (single-task models, Appendix A): without the
+    porosity subnet the moduli subnets have no features to concatenate.
+    ``pool`` defaults to 4, or 2 where ``depth`` modules of 4 would leave fewer
+    than 4 x 4 pixels (the deeper variants of Appendix A).
+    """
 
     def __init__(self, c_in: int, image_size: int, width: float = 1.0, depth: int = 2,
-                 pool: int = 4):
+                 pool: int | None = None, tasks: tuple[str, ...] = TASKS):
         super().__init__()
+        unknown = set(tasks) - set(TASKS)
+        if unknown or not tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks}")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        if pool is None:
+            pool = 4 if image_size // 4 ** depth >= 4 else 2
         side = image_size // pool ** depth
         if side < 1:
             raise ValueError(f"image_size {image_size} is too small for {depth} "
                              f"down-samplings by {pool}")
         f = channels(32, width)
         hidden = (channels(240, width), channels(64, width))
-        self.phi = Subnet(c_in, f, side * side, hidden, depth, pool=pool)
-        self.mu = Subnet(c_in, f, side * side, hidden, depth, extra=f, pool=pool)
-        self.K = Subnet(c_in, f, side * side, hidden, depth, extra=f, pool=pool)
+        self.tasks = tuple(t for t in TASKS if t in tasks)
+        extra = f if "phi" in self.tasks else 0
+        for t in self.tasks:
+            setattr(self, t, Subnet(c_in, f, side * side, hidden, depth,
+                                    extra=0 if t == "phi" else extra, pool=pool))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        phi, stages = self.phi(x)
-        mu, _ = self.mu(x, stages)
-        K, _ = self.K(x, stages)
-        return {"phi": phi, "mu": mu, "K": K}
+        out, stages = {}, None
+        if "phi" in self.tasks:
+            out["phi"], stages = self.phi(x)
+        for t in self.tasks:
+            if t != "phi":
+                out[t], _ = getattr(self, t)(x, stages)
+        return out
 
 
 class DMTNN(nn.Module):
@@ -147,6 +165,8 @@ class DMTNN(nn.Module):
         Channel multiplier of the sharing and extraction networks.
     depth : int
         Feature-extraction modules per subnet (Appendix A varies it).
+    tasks : tuple of str
+        The parameters predicted; a single one gives a single-task model.
 
     Returns (forward)
     -----------------
@@ -155,7 +175,8 @@ class DMTNN(nn.Module):
     """
 
     def __init__(self, segmenter: nn.Module | None, image_size: int = 256,
-                 width: float = 1.0, depth: int = 2, freeze: bool = True):
+                 width: float = 1.0, depth: int = 2, freeze: bool = True,
+                 tasks: tuple[str, ...] = TASKS):
         super().__init__()
         self.segmenter = segmenter
         self.freeze = freeze and segmenter is not None
@@ -164,7 +185,7 @@ class DMTNN(nn.Module):
                 p.requires_grad_(False)
         self.sharing = SharingNetwork(1, width)
         self.extraction = InformationExtraction(self.sharing.out_channels, image_size, width,
-                                                depth)
+                                                depth, tasks=tuple(tasks))
         init_weights(self.sharing)
         init_weights(self.extraction)
 
@@ -187,11 +208,12 @@ class DMTNN(nn.Module):
 
 
 def dmtnn(segmenter: nn.Module, image_size: int = 256, width: float = 1.0,
-          depth: int = 2) -> DMTNN:
+          depth: int = 2, tasks: tuple[str, ...] = TASKS) -> DMTNN:
     """DMTNN on a trained segmenter (frozen); about 2.2e7 parameters at 256 px, width 1."""
-    return DMTNN(segmenter, image_size, width, depth)
+    return DMTNN(segmenter, image_size, width, depth, tasks=tasks)
 
 
-def mtnn_ws(image_size: int = 256, width: float = 1.0, depth: int = 2) -> DMTNN:
+def mtnn_ws(image_size: int = 256, width: float = 1.0, depth: int = 2,
+            tasks: tuple[str, ...] = TASKS) -> DMTNN:
     """MTNN_WS: DMTNN without the segmentation network (Appendix A)."""
-    return DMTNN(None, image_size, width, depth)
+    return DMTNN(None, image_size, width, depth, tasks=tasks)
