@@ -7,13 +7,13 @@ from dmtnn.metrics import (
     pixel_accuracy,
     pore_dice,
     pore_iou,
-    porosity,
     porosity_error,
     r2_score,
     regression_scores,
     relative_error,
     segmentation_scores,
 )
+from dmtnn.morphology import porosity
 
 # A 2 x 3 label with 2 pore pixels (0) and a prediction that finds one of them
 # and adds one false pore:
@@ -55,7 +55,7 @@ def test_per_image_scores_of_a_stack():
     stack_p, stack_t = np.stack([PRED, LABEL]), np.stack([LABEL, LABEL])
     np.testing.assert_allclose(pixel_accuracy(stack_p, stack_t, per_image=True), [4 / 6, 1])
     np.testing.assert_allclose(pore_iou(stack_p, stack_t, per_image=True), [1 / 3, 1])
-    np.testing.assert_allclose(porosity(stack_t, per_image=True), [1 / 3, 1 / 3])
+    np.testing.assert_allclose(porosity(stack_t, axis=(1, 2)), [1 / 3, 1 / 3])
     # pooled over the stack: 10 of 12 pixels agree
     assert pixel_accuracy(stack_p, stack_t) == pytest.approx(10 / 12)
     with pytest.raises(ValueError, match="per_image needs a stack"):

@@ -216,12 +216,11 @@ class FixedWeights(Weighting):
         return {"weights": dict(self._w)}
 
     def get_extra_state(self) -> dict:
-        return {"weights": self._w}
+        return self.settings()
 
     def set_extra_state(self, state: dict) -> None:
-        if state and state["weights"] != self._w:
-            raise ValueError(f"checkpoint has fixed weights {state['weights']}, "
-                             f"this run {self._w}")
+        if state:
+            self._check_config(state, self.settings())
 
 
 class DynamicWeights(Weighting):

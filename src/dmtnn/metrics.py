@@ -5,7 +5,8 @@ Segmentation: binary maps with 1 = grain, 0 = pore (the portal's convention).
 - pixel accuracy ``PA = (TP + TN) / N`` (the paper's KPI);
 - pore ``IoU = |P & T| / |P | T|`` and ``Dice = 2 |P & T| / (|P| + |T|)`` of
   the pore phase (the phase that matters for porosity and stiffness);
-- porosity error: porosity of the prediction minus porosity of the label.
+- porosity error: porosity of the prediction minus porosity of the label
+  (porosity itself is :func:`dmtnn.morphology.porosity`).
 
 Regression: ``R2 = 1 - SS_res / SS_tot`` (the paper's KPI; negative when the
 prediction is worse than the mean), ``MSE``, ``MAE`` and the mean relative
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from dmtnn.morphology import porosity
+
 __all__ = [
     "pixel_accuracy",
     "pore_iou",
     "pore_dice",
-    "porosity",
     "porosity_error",
     "r2_score",
     "mse",
@@ -108,22 +110,13 @@ def pore_dice(pred, target, *, per_image: bool = False):
     return _out(dice, per_image)
 
 
-def porosity(solid, *, per_image: bool = False):
-    """Area fraction of pore (0) in a binary map with 1 = grain.
-
-    >>> porosity(np.array([[0, 1], [1, 1]]))
-    0.25
-    """
-    s, _ = _pair(solid, solid, binary=True)
-    n = s[0].size if per_image else s.size
-    return _out(_reduce(~s, per_image) / n, per_image)
-
-
 def porosity_error(pred, target, *, per_image: bool = False):
     """Porosity of the predicted map minus porosity of the label (signed)."""
-    _pair(pred, target, binary=True)
-    e = np.asarray(porosity(pred, per_image=per_image)) - porosity(target, per_image=per_image)
-    return _out(e, per_image)
+    p, t = _pair(pred, target, binary=True)
+    if per_image and p.ndim < 3:
+        raise ValueError(f"per_image needs a stack (N, H, W), got shape {p.shape}")
+    axis = tuple(range(1, p.ndim)) if per_image else None
+    return porosity(p, axis=axis) - porosity(t, axis=axis)
 
 
 def r2_score(pred, target) -> float:

@@ -332,14 +332,11 @@ def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
     paper = PAPER_WEIGHTS_R2 if paper is None else paper
     rows = []
     for strategy, results in runs.items():
-        r2 = {t.name: [] for t in REGRESSION}
-        for res in results:
-            pred = predict_parameters(res, test.gray, cfg)
-            for t in REGRESSION:
-                r2[t.name].append(r2_score(pred[t.name], test.targets[t.name]))
+        r2 = r2_by_split(dict(enumerate(results)), {"test": test}, cfg)["test"]
+        r2 = r2.unstack("parameter")  # one row per seed
         row = {"strategy": strategy, "seeds": len(results)}
         for t in REGRESSION:
-            v = np.array(r2[t.name])
+            v = r2[t.name].to_numpy()
             row[f"R2 {t.name} mean"] = v.mean()
             row[f"R2 {t.name} std"] = v.std(ddof=1) if len(v) > 1 else np.nan
         for t in REGRESSION:

@@ -135,8 +135,8 @@ class Samples:
             raise ValueError(f"gray must be a stack (N, H, W), got shape {self.gray.shape}")
         if self.gray.dtype != np.uint8:
             raise TypeError(f"gray must be uint8 slices, got {self.gray.dtype}")
+        self.targets = {name: np.asarray(t) for name, t in self.targets.items()}  # a copy
         for name, t in self.targets.items():
-            t = np.asarray(t)
             if len(t) != len(self.gray):
                 raise ValueError(f"target {name!r} has {len(t)} entries for "
                                  f"{len(self.gray)} images")
@@ -145,7 +145,6 @@ class Samples:
                 raise ValueError(f"target {name!r} has NaN or infinite values at images "
                                  f"{bad[:10].tolist()}; drop them (e.g. unconverged FEM "
                                  f"solves) before training")
-            self.targets[name] = t
 
     def __len__(self) -> int:
         return len(self.gray)
@@ -368,10 +367,11 @@ def _pass(model, tasks, data, weighting, batch_size, device, *, optimizer=None,
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
     cuda = device.type == "cuda"
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    sums = {t.name: 0.0 for t in tasks}
+    names = [t.name for t in tasks]
+    sums = dict.fromkeys(names, 0.0)
     total = 0.0
-    agree = {t.name: 0 for t in tasks if t.kind == "segmentation"}
-    preds = {t.name: [] for t in tasks if t.kind == "regression"}
+    agree = {t.name: 0 for t in tasks if t.kind == "segmentation"}  # device tensors once used
+    preds = {t.name: [] for t in tasks if t.kind == "regression"}  # kept on the device
     for b, idx in enumerate(tqdm(batches, desc=label, leave=False, disable=not progress)):
         idx = idx.to(data["x"].device)
         x = _inputs(data, idx, device)
@@ -391,31 +391,34 @@ def _pass(model, tasks, data, weighting, batch_size, device, *, optimizer=None,
                 logits = out[t.name]
                 y = _apply_symmetry(y.unsqueeze(1), turn)
                 losses[t.name] = segmentation_loss(logits, y)
-                agree[t.name] += int(((logits.detach() > 0) == (y > 0)).sum())
+                agree[t.name] = agree[t.name] + ((logits.detach() > 0) == (y > 0)).sum()
             else:
                 p = out[t.name].reshape(-1)
                 losses[t.name] = regression_loss(p, y)
-                preds[t.name].append(p.detach().float().cpu())
+                preds[t.name].append(p.detach().float())
         loss = weighting.combine(losses)
-        if not torch.isfinite(loss):
-            parts = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in losses.items())
-            raise FloatingPointError(f"loss is {float(loss.detach())} at epoch {epoch}, batch {b + 1} "
+        # one device-to-host copy per batch: the bookkeeping and the NaN check
+        values = torch.stack([loss.detach().float(),
+                              *(losses[n].detach().float() for n in names)]).tolist()
+        if not math.isfinite(values[0]):
+            parts = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, values[1:], strict=True))
+            raise FloatingPointError(f"loss is {values[0]} at epoch {epoch}, batch {b + 1} "
                                      f"of {len(batches)} (task losses: {parts})")
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         k = len(idx)
-        total += float(loss.detach()) * k
-        for t in tasks:
-            sums[t.name] += float(losses[t.name].detach()) * k
+        total += values[0] * k
+        for name, v in zip(names, values[1:], strict=True):
+            sums[name] += v * k
     kpi = {}
+    order_np = order.cpu().numpy()
     for t in tasks:
         if t.kind == "segmentation":
-            kpi[t.name] = agree[t.name] / data[t.name][0].numel() / n
+            kpi[t.name] = int(agree[t.name]) / data[t.name][0].numel() / n
         else:
-            order_np = order.cpu().numpy()
-            kpi[t.name] = r2_score(torch.cat(preds[t.name]).numpy(),
+            kpi[t.name] = r2_score(torch.cat(preds[t.name]).cpu().numpy(),
                                    data[t.name].cpu().numpy()[order_np])
     return {"loss": {k: v / n for k, v in sums.items()}, "total": total / n, "kpi": kpi}
 
