@@ -17,7 +17,7 @@ TORCH_INDEX ?=
 PROFILE ?= $(shell $(PY) -c "import torch; print('book' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: help venv data notebooks stage book html test unit nbtest booktest lint clean
+.PHONY: help venv data notebooks stage book html test unit nbtest nbval nbref booktest lint clean
 
 help:
 	@echo "make book   build the book (profile: $(PROFILE)); make test   run all tests"
@@ -42,9 +42,12 @@ notebooks: data
 
 # Stage executed notebooks for Jupyter Book: SRC is a run's folder or published/.
 SRC ?= artifacts/$(PROFILE)/notebooks
+# Also draws the diagrams (Figs. 1, 2, 3, 8) and the comparison table from the code.
 stage:
 	@test -n "$$(ls $(SRC)/*.ipynb 2>/dev/null)" || { echo "no executed notebooks in $(SRC)"; exit 1; }
 	rm -rf book/notebooks && mkdir -p book/notebooks && cp $(SRC)/*.ipynb book/notebooks/
+	$(PY) -m dmtnn.diagrams book/figures
+	$(PY) -m dmtnn.comparison book/figures/comparison_table.md
 
 book: notebooks
 	$(MAKE) --no-print-directory stage SRC=artifacts/$(PROFILE)/notebooks
@@ -63,16 +66,25 @@ unit: venv
 nbtest: venv
 	$(PY) -m dmtnn.pipeline --profile ci
 
+# The ci run's checked outputs (cells marked # NBVAL_CHECK_OUTPUT) against the
+# references in tests/notebooks/, re-executed by nbval: a silent change of results
+# fails. After an intended change: `make nbref` and commit tests/notebooks/.
+nbval: nbtest
+	DMTNN_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax tests/notebooks
+
+nbref: nbtest
+	$(PY) -m dmtnn.pipeline --profile ci --reference tests/notebooks
+
 booktest: nbtest
 	rm -rf _build
 	$(MAKE) --no-print-directory stage SRC=artifacts/ci/notebooks
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	$(PY) -m dmtnn.bookcheck _build/html
 
-test: lint unit booktest
+test: lint unit nbval booktest
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 
 clean:
-	rm -rf _build book/notebooks
+	rm -rf _build book/notebooks book/figures

@@ -70,12 +70,14 @@ def _total(out) -> torch.Tensor:
 
 
 def flops_per_image(model: torch.nn.Module, size: int) -> tuple[float, float]:
-    """Forward and forward + backward FLOPs of one image (counted on the CPU, float32).
+    """Forward and forward + backward FLOPs of one image (counted on the meta device).
 
-    A frozen part (DMTNN's segmenter) counts in the forward pass only.
+    A frozen part (DMTNN's segmenter) counts in the forward pass only. The
+    count runs on meta tensors (shapes only), so it costs no arithmetic; the
+    model is left on the meta device.
     """
-    model = model.cpu().train()
-    x = torch.randn(2, 1, size, size)
+    model = model.to("meta").train()
+    x = torch.randn(2, 1, size, size, device="meta")
     with FlopCounterMode(display=False) as fwd:
         y = model(x)
     with FlopCounterMode(display=False) as both:

@@ -5,6 +5,7 @@
     python -m dmtnn.pipeline --profile quick            # all notebooks
     python -m dmtnn.pipeline --profile quick --from 02  # resume at 02
     python -m dmtnn.pipeline --profile ci --only 01     # just one
+    python -m dmtnn.pipeline --profile ci --reference tests/notebooks
 
 Source notebooks (``notebooks/NN_*.ipynb``) are kept without outputs. Each
 run writes executed copies to ``artifacts/<profile>/notebooks/``; they never
@@ -15,6 +16,10 @@ one of the two into ``book/notebooks/`` for Jupyter Book.
 Every executed copy gets a stamp after its title: profile, device, date, git
 commit and run time. The pipeline stops at the first failing notebook, names
 it and the failing cell, and keeps the partial copy for inspection.
+
+``--reference DIR`` runs nothing: it copies a profile's executed notebooks to
+``DIR`` keeping only the outputs that nbval checks (cells marked
+``# NBVAL_CHECK_OUTPUT``), the references ``make test`` compares a new run with.
 """
 
 from __future__ import annotations
@@ -33,11 +38,14 @@ from pathlib import Path
 from dmtnn.artifacts import artifacts_root, atomic_write, repo_root
 from dmtnn.config import PROFILES
 
-__all__ = ["notebooks", "run", "device_name", "stamp_text", "main"]
+__all__ = ["notebooks", "run", "device_name", "stamp_text", "write_references", "main"]
 
 log = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = "notebooks"
+
+#: The nbval marker of a cell whose output must not change silently.
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 
 
 def notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
@@ -199,6 +207,30 @@ def run(
     return done
 
 
+def write_references(executed: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
+    """Copy executed notebooks to ``folder`` with only the checked cells' outputs.
+
+    nbval (``--nbval-lax``) compares just the cells marked :data:`CHECK_MARKER`;
+    the other outputs (figures, tables) are dropped so that the references stay
+    small and their diffs readable. Returns the files written.
+    """
+    import nbformat
+
+    written = []
+    for path in notebooks(executed):
+        nb = nbformat.read(path, as_version=4)
+        for c in nb.cells:
+            if c.cell_type == "code" and CHECK_MARKER not in c.source:
+                c.outputs, c.execution_count = [], None
+            c.metadata.pop("papermill", None)
+            c.metadata.pop("execution", None)
+        nb.metadata.pop("papermill", None)
+        target = Path(folder) / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written.append(atomic_write(target, lambda tmp, nb=nb: nbformat.write(nb, tmp)))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dmtnn.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,10 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--from", dest="start", metavar="NN", help="first notebook to run")
     group.add_argument("--only", metavar="NN", help="run just this notebook")
     parser.add_argument("--output-dir", help="folder for executed notebooks")
+    parser.add_argument("--reference", metavar="DIR",
+                        help="run nothing; copy the executed notebooks to DIR as nbval references")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)
     try:
+        if args.reference:
+            executed = args.output_dir or artifacts_root() / args.profile / NOTEBOOK_DIR
+            for path in write_references(executed, args.reference):
+                print(f"reference {path}")
+            return 0
         run(args.profile, start=args.start, only=args.only, output_dir=args.output_dir)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"pipeline stopped: {err}", file=sys.stderr)

@@ -5,6 +5,8 @@ Each function takes data and returns the figure; notebooks only call them.
 
 from __future__ import annotations
 
+import hashlib
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -169,10 +171,15 @@ def moduli_vs_porosity(samples: dict[str, dict], bounds, *, size: float = 4.2):
 
 
 def styled(table: pd.DataFrame, precision: int = 3, formats: dict | None = None):
-    """A table for the book: floats to ``precision`` digits (or per-column ``formats``), no index."""
+    """A table for the book: floats to ``precision`` digits (or per-column ``formats``), no index.
+
+    The HTML id comes from the table's content, not a random uuid, so that the
+    same results give the same notebook output (nbval compares them).
+    """
     fmt = {c: f"{{:.{precision}f}}" for c in table.select_dtypes("float").columns}
     fmt.update(formats or {})
-    return table.style.format(fmt, na_rep="–").hide(axis="index")
+    uuid = hashlib.sha1(table.to_csv().encode()).hexdigest()[:10]
+    return table.style.set_uuid(uuid).format(fmt, na_rep="–").hide(axis="index")
 
 
 def moduli_rev(curves: dict[str, pd.DataFrame], *, cv_tol: float | None = None,

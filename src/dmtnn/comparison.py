@@ -1,0 +1,219 @@
+"""Every number the paper reports, and ours beside it.
+
+The paper's numbers live here (and in the constants this module imports), once.
+The notebooks :func:`record` our value of each claim where they compute it:
+the value is *glued* into the executed notebook (the MyST-NB glue format,
+written without importing MyST-NB, which the GPU machine lacks), and the book's
+comparison page pastes it from there with ``{glue:text}`` roles, so no number
+on that page is typed by hand. :func:`table_markdown` writes that page's table.
+
+A claim is numeric (the paper gives a number; the difference is computed) or a
+reading (the paper states a finding, e.g. "deeper networks overfit"; the
+notebook that tests it records our value and a verdict).
+
+>>> claim("fig11-dmtnn-phi").paper
+0.92
+>>> difference(claim("fig11-dmtnn-phi"), 0.70)
+'-0.22'
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmtnn.artifacts import atomic_write
+from dmtnn.multitask import PAPER_R2, PAPER_WEIGHTS_R2
+from dmtnn.rev import PAPER_REV_PX, PAPER_REV_UM
+
+__all__ = ["Claim", "CLAIMS", "claim", "difference", "glue_bundle", "record", "record_run",
+           "table_markdown"]
+
+#: MyST-NB's prefix for glued outputs that are stored but not displayed.
+GLUE_PREFIX = "application/papermill.record/"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One number or reading of the paper, and where the book computes ours.
+
+    ``paper`` is the paper's number (None for a reading), ``paper_text`` how the
+    paper states it, ``fmt`` the format of our value, ``relative`` whether the
+    difference is given in per cent, and ``why`` the sentence on the difference.
+    """
+
+    key: str
+    item: str
+    quantity: str
+    paper: float | None
+    paper_text: str
+    notebook: str
+    why: str
+    fmt: str = ".3f"
+    relative: bool = False
+
+
+_TRAINING = ("Synthetic rocks, and far fewer epochs and smaller networks than the paper's "
+             "100 epochs on a GPU in the CPU profiles (see the run column).")
+_SEEDS = "One training run: notebook 06 shows how much seeds alone move R²."
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("rev-porosity", "Fig. 7", "2D porosity REV (µm)", PAPER_REV_UM,
+          f"{PAPER_REV_PX} px = {PAPER_REV_UM:.0f} µm", "02_rev",
+          "The paper read the window where the *mean* porosity settles; we require the spread "
+          "of single windows to settle (median over the synthetic rocks).", fmt=".0f"),
+    Claim("params-linknet", "Sec. 3.4", "LinkNet parameters", 1.15e7, "about 1.15e7",
+          "04_segmenter", "LinkNet-ResNet18 at width 1; the paper's count is rounded.",
+          fmt=",.0f", relative=True),
+    Claim("fig9-linknet-pa", "Fig. 9", "LinkNet test pixel accuracy", 0.97,
+          "0.96-0.98, mean above 0.97", "04_segmenter",
+          "Synthetic CT images and threshold labels; a narrower, shorter-trained LinkNet in the "
+          "CPU profiles."),
+    Claim("fig9-unet-pa", "Fig. 9", "U-Net test pixel accuracy", 0.95,
+          "about 0.95 (cited from Cui 2020, other data)", "04_segmenter",
+          "The paper cites U-Net on other data; ours is trained on the same images as LinkNet."),
+    Claim("fig9-threshold", "Fig. 9", "threshold vs network accuracy", None,
+          "threshold slightly more accurate", "04_segmenter",
+          "Our labels are a threshold of the same images, so a per-image threshold is close to "
+          "them by construction."),
+    Claim("params-dmtnn-total", "Sec. 3.4", "DMTNN parameters, total", 2.2e7, "about 2.2e7",
+          "05_dmtnn", "Layer sizes the paper omits are ours, chosen to match its totals.",
+          fmt=",.0f", relative=True),
+    Claim("params-dmtnn-trainable", "Sec. 3.4", "DMTNN parameters, trainable", 1.10e7,
+          "about 1.10e7", "05_dmtnn",
+          "Layer sizes the paper omits are ours, chosen to match its totals.",
+          fmt=",.0f", relative=True),
+    Claim("params-cnn", "Sec. 3.4", "CNN parameters", 1.7e6, "about 1.7e6", "05_dmtnn",
+          "The CNN's layers are ours (Fig. 8 gives no sizes), chosen to match its total.",
+          fmt=",.0f", relative=True),
+    *(Claim(f"fig10-cnn-{k}", "Fig. 10", f"CNN test R² of {name}", PAPER_R2["CNN"][k],
+            f"{PAPER_R2['CNN'][k]:.2f}", "05_dmtnn", f"{_TRAINING} {_SEEDS}")
+      for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
+    *(Claim(f"fig11-dmtnn-{k}", "Fig. 11", f"DMTNN test R² of {name}", PAPER_R2["DMTNN"][k],
+            f"{PAPER_R2['DMTNN'][k]:.2f}", "05_dmtnn", f"{_TRAINING} {_SEEDS}")
+      for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
+    Claim("table1-time", "Table 1", "FEM labelling vs DMTNN training time", None,
+          "FEM costs more than training", "05_dmtnn",
+          "Our FEM is a preconditioned solver on the same machine as the training; the paper's "
+          "ran on a multi-core CPU against a GPU for training."),
+    *(Claim(f"fig13-{s.replace(':', '-')}-{k}", "Fig. 13",
+            f"{s} weights: training R² of {name}, last epoch", PAPER_WEIGHTS_R2[s][k],
+            f"about {PAPER_WEIGHTS_R2[s][k]:.2f} after 100 epochs", "06_weights",
+            f"Training-set KPIs, as in the paper's Fig. 13. {_TRAINING}")
+      for s in PAPER_WEIGHTS_R2 for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
+    *(Claim(f"table2-{k}", "Table 2", f"DMTNN vs CNN relative error of {name}, Castle Gate",
+            None, "DMTNN more than 10 % lower", "07_robustness",
+            "Twenty slices; notebook 07's bootstrap intervals over every unseen slice say how "
+            "little 20 images can separate.")
+      for k, name in (("mu", "μ"), ("K", "K"))),
+    Claim("fig15-pa", "Fig. 15", "LinkNet pixel accuracy, 20 Castle Gate slices", 0.95,
+          "about 0.95", "07_robustness",
+          "Synthetic Castle Gate; the segmenter never saw this rock in either work."),
+    Claim("a-mtnn-ws", "App. A", "porosity R²: MTNN vs MTNN_WS (no segmenter)", None,
+          "the segmentation input improves porosity a lot", "08_appendix_a",
+          "Trained on one rock's training slab, as the paper's appendix did."),
+    Claim("a1-depth", "Table A1", "train - test R² gap, shallowest vs deepest", None,
+          "deeper networks overfit", "08_appendix_a",
+          "One rock's test slab is small; the verdict counts only gaps larger than the "
+          "bootstrap intervals."),
+    Claim("a2-single-test", "Table A2", "single- vs multi-task, test R² (φ, μ, K)", None,
+          "single-task often more accurate", "08_appendix_a",
+          "Separable only where the 95 % bootstrap intervals do not overlap."),
+    Claim("a2-multi-unseen", "Table A2", "single- vs multi-task, unseen rocks R² (φ, μ, K)",
+          None, "multi-task more robust", "08_appendix_a",
+          "Separable only where the 95 % bootstrap intervals do not overlap."),
+)
+
+_BY_KEY = {c.key: c for c in CLAIMS}
+if len(_BY_KEY) != len(CLAIMS):  # pragma: no cover - a programming error
+    raise RuntimeError("duplicate claim keys in dmtnn.comparison.CLAIMS")
+
+
+def claim(key: str) -> Claim:
+    """The claim called ``key``; a clear error names the valid keys."""
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise KeyError(f"no paper claim {key!r}; known: {', '.join(_BY_KEY)}") from None
+
+
+def difference(c: Claim, ours: Any) -> str:
+    """Ours minus the paper's, absolute or in per cent (``c.relative``); '' for readings."""
+    if c.paper is None or not isinstance(ours, numbers.Real) or math.isnan(float(ours)):
+        return "–"
+    if c.relative:
+        return f"{(ours - c.paper) / c.paper:+.1%}"
+    return f"{ours - c.paper:+.{2 if abs(c.paper) < 10 else 0}f}"
+
+
+def glue_bundle(name: str, text: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The display data and metadata of a hidden MyST-NB glue of ``text`` as ``name``."""
+    return ({GLUE_PREFIX + "text/plain": repr(text)},
+            {"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+
+
+def _glue(name: str, text: str) -> None:
+    from IPython import get_ipython
+    from IPython.display import display
+
+    if get_ipython() is None:  # a plain interpreter: nothing to store the glue in
+        return
+    data, metadata = glue_bundle(name, text)
+    display(data, raw=True, metadata=metadata)
+
+
+def record(key: str, ours: Any, verdict: str = "") -> None:
+    """Glue our value of claim ``key`` (and its difference, or ``verdict``) for the book.
+
+    ``ours`` is a number (formatted with the claim's format) or a short text;
+    ``verdict`` says, for a reading, whether our data support it.
+    """
+    c = claim(key)
+    if isinstance(ours, numbers.Real):
+        if math.isnan(float(ours)):
+            text = "n/a"
+        else:
+            text = format(ours, c.fmt)
+    else:
+        text = str(ours)
+    if c.paper is None and not verdict:
+        raise ValueError(f"claim {key!r} is a reading: record it with a verdict")
+    _glue(key, text)
+    _glue(f"{key}-diff", verdict or difference(c, ours))
+
+
+def record_run(cfg: Any) -> None:
+    """Glue which data and profile this notebook ran on (the comparison's run column)."""
+    _glue("run", f"{cfg.data.source}, {cfg.profile}")
+
+
+def _paste(notebook: str, key: str) -> str:
+    return f"{{glue:text}}`notebooks/{notebook}.ipynb::{key}`"
+
+
+def table_markdown() -> str:
+    """The comparison page's table: every claim, the paper's value and ours (pasted)."""
+    lines = ["| item | quantity | paper | ours | difference / verdict | data, profile | why |",
+             "|---|---|---|---|---|---|---|"]
+    for c in CLAIMS:
+        cells = [c.item, c.quantity, c.paper_text, _paste(c.notebook, c.key),
+                 _paste(c.notebook, f"{c.key}-diff"), _paste(c.notebook, "run"), c.why]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the comparison page's table.")
+    parser.add_argument("path", type=Path, help="the Markdown file to write")
+    args = parser.parse_args(argv)
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    text = table_markdown()
+    atomic_write(args.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()
