@@ -88,7 +88,7 @@ booktest: nbtest
 test: lint unit nbval booktest
 
 lint: venv
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench notebooks
 
 clean:
 	rm -rf _build book/notebooks book/figures

@@ -20,8 +20,8 @@ def test_difference_absolute_relative_and_reading():
     assert difference(r2, 0.70) == "-0.22"
     assert difference(r2, np.float32(0.95)) == "+0.03"
     count = Claim("y", "Sec.", "parameters", 2.2e7, "2.2e7", "05_dmtnn", "why", relative=True)
-    assert difference(count, 22_606_324) == "+2.8%"
-    assert difference(count, np.int64(11_000_000)) == "-50.0%"
+    assert difference(count, 22_606_324) == "+2.76%"
+    assert difference(count, np.int64(11_000_000)) == "-50.00%"
     reading = Claim("z", "App.", "reading", None, "deeper overfits", "08", "why")
     assert difference(reading, 0.5) == "–"
     assert difference(r2, math.nan) == "–"
@@ -57,11 +57,12 @@ def test_unknown_key_and_reading_without_verdict_are_refused():
 
 def test_table_has_one_row_per_claim_pasted_from_its_notebook():
     table = comparison.table_markdown().splitlines()
-    assert len(table) == 2 + len(CLAIMS)
-    for c, row in zip(CLAIMS, table[2:], strict=True):
-        assert f"notebooks/{c.notebook}.ipynb::{c.key}`" in row
-        assert f"notebooks/{c.notebook}.ipynb::{c.key}-diff`" in row
-        assert row.count(" | ") == 6  # seven cells: no unescaped | inside one
+    assert table[0].startswith("All our values:") and "02_rev.ipynb::run:s" in table[0]
+    assert len(table) == 4 + len(CLAIMS)
+    for c, row in zip(CLAIMS, table[4:], strict=True):
+        assert f"notebooks/{c.notebook}.ipynb::{c.key}:s`" in row
+        assert f"notebooks/{c.notebook}.ipynb::{c.key}-diff:s`" in row
+        assert row.count(" | ") == 4  # five cells: no unescaped | inside one
 
 
 def test_every_claim_is_recorded_by_its_notebook():

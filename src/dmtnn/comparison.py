@@ -57,9 +57,9 @@ class Claim:
     relative: bool = False
 
 
-_TRAINING = ("Synthetic rocks, and far fewer epochs and smaller networks than the paper's "
-             "100 epochs on a GPU in the CPU profiles (see the run column).")
-_SEEDS = "One training run: notebook 06 shows how much seeds alone move R²."
+_TRAINING = ("Synthetic rocks; the CPU profiles train smaller networks for far fewer "
+             "epochs than the paper's 100 on a GPU.")
+_SEEDS = "One seed (notebook 06 shows the spread over seeds)."
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("rev-porosity", "Fig. 7", "2D porosity REV (µm)", PAPER_REV_UM,
@@ -146,7 +146,7 @@ def difference(c: Claim, ours: Any) -> str:
     if c.paper is None or not isinstance(ours, numbers.Real) or math.isnan(float(ours)):
         return "–"
     if c.relative:
-        return f"{(ours - c.paper) / c.paper:+.1%}"
+        return f"{(ours - c.paper) / c.paper:+.2%}"
     return f"{ours - c.paper:+.{2 if abs(c.paper) < 10 else 0}f}"
 
 
@@ -192,16 +192,21 @@ def record_run(cfg: Any) -> None:
 
 
 def _paste(notebook: str, key: str) -> str:
-    return f"{{glue:text}}`notebooks/{notebook}.ipynb::{key}`"
+    return f"{{glue:text}}`notebooks/{notebook}.ipynb::{key}:s`"  # :s, or the key is cut
 
 
 def table_markdown() -> str:
-    """The comparison page's table: every claim, the paper's value and ours (pasted)."""
-    lines = ["| item | quantity | paper | ours | difference / verdict | data, profile | why |",
-             "|---|---|---|---|---|---|---|"]
+    """The comparison page's table: every claim, the paper's value and ours (pasted).
+
+    Ours is followed by the difference (numbers) or the verdict (readings) in
+    brackets; which data and profile produced the values is pasted once above.
+    """
+    lines = [f"All our values: {_paste('02_rev', 'run')} (data, profile).", "",
+             "| item | quantity | paper | ours (difference or verdict) | why they differ |",
+             "|---|---|---|---|---|"]
     for c in CLAIMS:
-        cells = [c.item, c.quantity, c.paper_text, _paste(c.notebook, c.key),
-                 _paste(c.notebook, f"{c.key}-diff"), _paste(c.notebook, "run"), c.why]
+        ours = f"{_paste(c.notebook, c.key)} ({_paste(c.notebook, f'{c.key}-diff')})"
+        cells = [c.item, c.quantity, c.paper_text, ours, c.why]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
