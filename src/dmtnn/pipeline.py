@@ -77,6 +77,7 @@ def device_name() -> str:
 
 
 def _commit(root: Path) -> str:
+    """``git describe`` of the checkout, else ``$DMTNN_COMMIT`` (a copy without .git)."""
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=10"],
@@ -84,7 +85,7 @@ def _commit(root: Path) -> str:
         )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("DMTNN_COMMIT", "unknown")
 
 
 def stamp_text(profile: str, device: str, commit: str, seconds: float, when: datetime) -> str:
