@@ -31,7 +31,7 @@ from dmtnn.multitask import PAPER_R2, PAPER_WEIGHTS_R2
 from dmtnn.rev import PAPER_REV_PX, PAPER_REV_UM
 
 __all__ = ["Claim", "CLAIMS", "claim", "difference", "glue_bundle", "record", "record_run",
-           "table_markdown"]
+           "table_markdown", "verdict"]
 
 #: MyST-NB's prefix for glued outputs that are stored but not displayed.
 GLUE_PREFIX = "application/papermill.record/"
@@ -113,19 +113,20 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fig15-pa", "Fig. 15", "LinkNet pixel accuracy, 20 Castle Gate slices", 0.95,
           "about 0.95", "07_robustness",
           "Synthetic Castle Gate; the segmenter never saw this rock in either work."),
-    Claim("a-mtnn-ws", "App. A", "porosity R²: MTNN vs MTNN_WS (no segmenter)", None,
+    Claim("a-mtnn-ws", "App. A", "porosity: MTNN vs MTNN_WS (no segmenter)", None,
           "the segmentation input improves porosity a lot", "08_appendix_a",
-          "Trained on one rock's training slab, as the paper's appendix did."),
-    Claim("a1-depth", "Table A1", "train - test R² gap, shallowest vs deepest", None,
+          "Trained on one rock's training slab, as the paper's appendix did; judged on the MAE "
+          "(R² on that rock's few, similar test slices is unstable)."),
+    Claim("a1-depth", "Table A1", "test error, deepest vs shallowest network", None,
           "deeper networks overfit", "08_appendix_a",
-          "One rock's test slab is small; the verdict counts only gaps larger than the "
-          "bootstrap intervals."),
-    Claim("a2-single-test", "Table A2", "single- vs multi-task, test R² (φ, μ, K)", None,
+          "One rock's test slab is small: only differences beyond the bootstrap intervals "
+          "count."),
+    Claim("a2-single-test", "Table A2", "single- vs multi-task, test MAE (φ, μ, K)", None,
           "single-task often more accurate", "08_appendix_a",
-          "Separable only where the 95 % bootstrap intervals do not overlap."),
-    Claim("a2-multi-unseen", "Table A2", "single- vs multi-task, unseen rocks R² (φ, μ, K)",
+          "Separable only where the 95 % bootstrap intervals do not overlap; one seed."),
+    Claim("a2-multi-unseen", "Table A2", "single- vs multi-task, unseen rocks MAE (φ, μ, K)",
           None, "multi-task more robust", "08_appendix_a",
-          "Separable only where the 95 % bootstrap intervals do not overlap."),
+          "Separable only where the 95 % bootstrap intervals do not overlap; one seed."),
 )
 
 _BY_KEY = {c.key: c for c in CLAIMS}
@@ -148,6 +149,29 @@ def difference(c: Claim, ours: Any) -> str:
     if c.relative:
         return f"{(ours - c.paper) / c.paper:+.2%}"
     return f"{ours - c.paper:+.{2 if abs(c.paper) < 10 else 0}f}"
+
+
+def verdict(supported: int, contradicted: int, of: int) -> str:
+    """The verdict on a reading tested on ``of`` cases (e.g. parameters).
+
+    ``supported`` and ``contradicted`` count the cases where our data show the
+    paper's side, or the other side, beyond the intervals.
+
+    >>> verdict(2, 0, 3), verdict(0, 1, 3), verdict(1, 1, 3), verdict(0, 0, 3)
+    ('supported for 2 of 3', 'contradicted for 1 of 3', 'mixed: supported for 1, contradicted for 1 of 3', 'not separable')
+    >>> verdict(1, 0, 1)
+    'supported'
+    """
+    if not 0 <= supported + contradicted <= of:
+        raise ValueError(f"{supported} + {contradicted} cases out of {of}")
+    tail = "" if of == 1 else f" of {of}"
+    if supported and contradicted:
+        return f"mixed: supported for {supported}, contradicted for {contradicted}{tail}"
+    if supported:
+        return f"supported{'' if of == 1 else f' for {supported}'}{tail}"
+    if contradicted:
+        return f"contradicted{'' if of == 1 else f' for {contradicted}'}{tail}"
+    return "not separable"
 
 
 def glue_bundle(name: str, text: str) -> tuple[dict[str, str], dict[str, Any]]:

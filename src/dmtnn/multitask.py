@@ -394,13 +394,15 @@ def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:
 
 
 def r2_by_split(runs: dict[str, FitResult], splits: dict[str, Samples], cfg: Config,
-                *, n_boot: int = 0, seed: int = 0) -> pd.DataFrame:
-    """Test R2 of several trained networks on several sets of images (Appendix A tables).
+                *, n_boot: int = 0, seed: int = 0, score=r2_score) -> pd.DataFrame:
+    """R2 (or another ``score``) of several networks on several sets of images (Appendix A).
 
     Returns a frame indexed by (network, parameter) with one column per set;
     NaN where a (single-task) network does not predict the parameter. With
     ``n_boot`` > 0, columns ``<set> low`` and ``<set> high`` hold a 95 %
-    bootstrap interval over the set's images.
+    bootstrap interval over the set's images. ``score(pred, target)`` is R2 by
+    default; :func:`dmtnn.metrics.relative_error` does not depend on the spread
+    of the set's targets, which R2 does (a few similar slices give an unstable R2).
     """
     from dmtnn.metrics import bootstrap_ci
 
@@ -415,8 +417,8 @@ def r2_by_split(runs: dict[str, FitResult], splits: dict[str, Samples], cfg: Con
                     row[s] = np.nan
                 elif n_boot:
                     row[s], row[f"{s} low"], row[f"{s} high"] = bootstrap_ci(
-                        r2_score, p, y, n_boot=n_boot, seed=seed)
+                        score, p, y, n_boot=n_boot, seed=seed)
                 else:
-                    row[s] = r2_score(p, y)
+                    row[s] = score(p, y)
             rows.append(row)
     return pd.DataFrame(rows).set_index(["network", "parameter"])
