@@ -62,6 +62,7 @@ html: venv
 
 unit: venv
 	$(PY) -m pytest tests -q
+	$(PY) -m pytest --doctest-modules src/dmtnn -q -p no:cacheprovider
 
 nbtest: venv
 	$(PY) -m dmtnn.pipeline --profile ci
