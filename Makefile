@@ -17,7 +17,8 @@ TORCH_INDEX ?=
 PROFILE ?= $(shell $(PY) -c "import torch; print('book' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: help venv data notebooks stage book html test unit nbtest nbval nbref booktest lint clean
+
+.PHONY: help venv data notebooks stage book html publish test unit nbtest nbval nbref booktest lint clean
 
 help:
 	@echo "make book   build the book (profile: $(PROFILE)); make test   run all tests"
@@ -59,6 +60,11 @@ html: venv
 	$(MAKE) --no-print-directory stage SRC=published
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	$(PY) -m dmtnn.bookcheck _build/html
+
+# Replace the published record with this machine's run of PROFILE (by hand, on purpose).
+publish:
+	@test -n "$$(ls artifacts/$(PROFILE)/notebooks/*.ipynb 2>/dev/null)" || { echo "no run of $(PROFILE) to publish"; exit 1; }
+	rm -rf published && mkdir -p published && cp artifacts/$(PROFILE)/notebooks/*.ipynb published/
 
 unit: venv
 	$(PY) -m pytest tests -q
