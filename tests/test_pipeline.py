@@ -75,3 +75,28 @@ def test_toc_lists_every_notebook():
     assert files[0] == "book/intro"
     assert [f"book/notebooks/{p.stem}" for p in pipeline.notebooks()] == [
         f for f in files if f.startswith("book/notebooks/")]
+
+
+def test_references_keep_only_the_checked_outputs(tmp_path):
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    checked = new_code_cell(f"{pipeline.CHECK_MARKER}\nprint(1)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="1\n")], execution_count=3)
+    other = new_code_cell("plot()", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})], execution_count=4)
+    nb = new_notebook(cells=[new_markdown_cell("# T"), checked, other])
+    nb.metadata["papermill"] = {"parameters": {"profile": "ci"}}
+    nbformat.write(nb, executed / "01_x.ipynb")
+    (written,) = pipeline.write_references(executed, tmp_path / "refs")
+    ref = nbformat.read(written, as_version=4)
+    assert ref.cells[1].outputs[0]["text"] == "1\n" and ref.cells[1].execution_count == 3
+    assert ref.cells[2].outputs == [] and ref.cells[2].execution_count is None
+    assert "papermill" not in ref.metadata
+
+
+def test_checked_cells_print_no_training_results():
+    """nbval references hold only bit-reproducible outputs: no checked cell trains."""
+    for path in pipeline.notebooks():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if pipeline.CHECK_MARKER in cell.source:
+                assert "train_" not in cell.source and "predict" not in cell.source, path.name

@@ -112,7 +112,8 @@ CLAIMS: tuple[Claim, ...] = (
       for k, name in (("mu", "μ"), ("K", "K"))),
     Claim("fig15-pa", "Fig. 15", "LinkNet pixel accuracy, 20 Castle Gate slices", 0.95,
           "about 0.95", "07_robustness",
-          "Synthetic Castle Gate; the segmenter never saw this rock in either work."),
+          "Synthetic Castle Gate, held out of our training (the paper's training list "
+          "included it)."),
     Claim("a-mtnn-ws", "App. A", "porosity: MTNN vs MTNN_WS (no segmenter)", None,
           "the segmentation input improves porosity a lot", "08_appendix_a",
           "Trained on one rock's training slab, as the paper's appendix did; judged on the MAE "
