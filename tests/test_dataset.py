@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -71,12 +73,13 @@ def test_portal_files_build_the_same_dataset_structure(tmp_path, monkeypatch):
     from tests.test_drp import write_rock
 
     monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "artifacts"))
-    shape = (16, 40, 40)
+    shape = (32, 40, 40)
     write_rock(tmp_path, "Berea", shape)
     gray, binary = write_rock(tmp_path, "CastleGate", shape, seed=1)
     cfg = load_profile("ci", data={
         "source": "drp", "data_root": str(tmp_path), "drp_shape": shape, "image_size": 8,
         "slices_per_rock": 12, "heldout_slices_per_rock": 3, "gap_slices": 1,
+        "slice_spacing_um": 4.5,  # every second voxel plane
         "train_rocks": ["Berea"], "heldout_rocks": ["Castle Gate"], "unseen_rocks": [],
         "workers": 1})
     assert cfg.data.native_size == 31  # 8 px of 8.79 um cropped from 2.25 um voxels
@@ -84,7 +87,10 @@ def test_portal_files_build_the_same_dataset_structure(tmp_path, monkeypatch):
     castle = ds["Castle Gate"]
     assert castle.truth is None and np.isnan(castle.threshold)
     assert castle.gray.shape == (3, 8, 8)
-    crop = binary[2, 4:35, 4:35]  # centre crop of 31 px from 40, slice 2
+    crop = binary[4, 4:35, 4:35]  # centre crop of 31 px from 40; slice 2 is plane 4
     assert np.array_equal(castle.label[2], reduce_binary(crop, 8))
+    assert castle.z_um.tolist() == [0.0, 4.5, 9.0]
     assert "truth" not in ds.split("heldout")
     assert np.isnan(summary(ds)["label PA"]).all()
+    with pytest.raises(ValueError, match="slice_spacing_um=3.0 must be a whole multiple"):
+        build_dataset(replace(cfg, data=replace(cfg.data, slice_spacing_um=3.0)))

@@ -231,15 +231,25 @@ def generate_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
 
 
 def read_drp_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
-    """One rock from the portal files: gray, label, z_um, split."""
+    """One rock from the portal files: gray, label, z_um, split.
+
+    Slices are ``cfg.slice_spacing_um`` apart, as on synthetic rocks: every
+    k-th voxel plane, k = spacing / voxel size (a whole number).
+    """
     pos, split = _layout(cfg, rock)
+    step = cfg.slice_spacing_um / cfg.native_pixel_um
+    if step < 1 or abs(step - round(step)) > 1e-6:
+        raise ValueError(
+            f"data.slice_spacing_um={cfg.slice_spacing_um} must be a whole multiple of the "
+            f"portal's {cfg.native_pixel_um} um voxels to read {rock} from its files")
+    planes = pos * round(step)
     slices = drp.load_rock_slices(
-        rock, pos, root=cfg.data_root, image_size=cfg.image_size,
+        rock, planes, root=cfg.data_root, image_size=cfg.image_size,
         native_size=cfg.native_size, axis=cfg.axis, shape=cfg.drp_shape,
     )
     return {
         **slices,
-        "z_um": (pos * cfg.native_pixel_um).astype(np.float32),
+        "z_um": (planes * cfg.native_pixel_um).astype(np.float32),
         "split": split,
         "threshold": np.float64(np.nan),
     }
