@@ -43,7 +43,7 @@ def test_config_hash_follows_content():
 
 def test_appendix_training_settings_and_rock():
     quick = load_profile("quick")
-    assert quick.appendix.train_config(quick.train).epochs == 20
+    assert quick.appendix.train_config(quick.train).epochs == quick.appendix.epochs == 16
     assert quick.appendix.train_config(quick.train).width == quick.train.width
     ci = load_profile("ci")
     assert ci.appendix.train_config(ci.train) == ci.train  # no override: the same settings
