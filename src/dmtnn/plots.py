@@ -182,6 +182,26 @@ def styled(table: pd.DataFrame, precision: int = 3, formats: dict | None = None)
     return table.style.set_uuid(uuid).format(fmt, na_rep="–").hide(axis="index")
 
 
+def with_intervals(table: pd.DataFrame, precision: int = 3, formats: dict | None = None):
+    """:func:`styled`, with each ``<c> low`` / ``<c> high`` pair folded into ``<c>``.
+
+    A score and its interval read as one cell, "0.700 [0.61, 0.78]" (bounds to
+    one digit fewer; "–" where there is no interval), so that wide tables of
+    bootstrap intervals fit the page.
+    """
+    out = table.copy()
+    for c in list(table.columns):
+        low, high = f"{c} low", f"{c} high"
+        if low in table.columns and high in table.columns:
+            b = max(precision - 1, 1)
+            out[c] = [
+                "–" if not np.isfinite(v) else f"{v:.{precision}f}" + (
+                    f" [{lo:.{b}f}, {hi:.{b}f}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+                for v, lo, hi in zip(table[c], table[low], table[high], strict=True)]
+            out = out.drop(columns=[low, high])
+    return styled(out, precision, formats)
+
+
 def moduli_rev(curves: dict[str, pd.DataFrame], *, cv_tol: float | None = None,
                size: float = 4.0):
     """Spread (std / mean) of window κ, μ and porosity against window side, one line per rock."""
