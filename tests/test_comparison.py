@@ -58,8 +58,11 @@ def test_unknown_key_and_reading_without_verdict_are_refused():
 def test_table_has_one_row_per_claim_pasted_from_its_notebook():
     table = comparison.table_markdown().splitlines()
     assert table[0].startswith("All our values:") and "02_rev.ipynb::run:s" in table[0]
-    assert len(table) == 4 + len(CLAIMS)
-    for c, row in zip(CLAIMS, table[4:], strict=True):
+    rows = [line for line in table if line.startswith("| ") and "::" in line]
+    assert len(rows) == len(CLAIMS)
+    notes = {line[1] for line in table if line[:1] == "(" and line[2:4] == ") "}
+    assert notes == {row.rsplit("(", 1)[1][0] for row in rows}  # every note used and defined
+    for c, row in zip(CLAIMS, rows, strict=True):
         assert f"notebooks/{c.notebook}.ipynb::{c.key}:s`" in row
         assert f"notebooks/{c.notebook}.ipynb::{c.key}-diff:s`" in row
         assert row.count(" | ") == 4  # five cells: no unescaped | inside one

@@ -224,15 +224,21 @@ def table_markdown() -> str:
     """The comparison page's table: every claim, the paper's value and ours (pasted).
 
     Ours is followed by the difference (numbers) or the verdict (readings) in
-    brackets; which data and profile produced the values is pasted once above.
+    brackets; which data and profile produced the values is pasted once above;
+    the reasons for the differences are lettered notes below the table (one
+    reason often serves many rows).
     """
+    notes: dict[str, str] = {}
     lines = [f"All our values: {_paste('02_rev', 'run')} (data, profile).", "",
-             "| item | quantity | paper | ours (difference or verdict) | why they differ |",
+             "| item | quantity | paper | ours (difference or verdict) | why |",
              "|---|---|---|---|---|"]
     for c in CLAIMS:
+        letter = notes.setdefault(c.why, "abcdefghijklmnopqrstuvwxyz"[len(notes)])
         ours = f"{_paste(c.notebook, c.key)} ({_paste(c.notebook, f'{c.key}-diff')})"
-        cells = [c.item, c.quantity, c.paper_text, ours, c.why]
+        cells = [c.item, c.quantity, c.paper_text, ours, f"({letter})"]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    lines += ["", "Why they differ:", ""]
+    lines += [f"({letter}) {why}  " for why, letter in notes.items()]
     return "\n".join(lines) + "\n"
 
 
