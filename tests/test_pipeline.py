@@ -100,3 +100,21 @@ def test_checked_cells_print_no_training_results():
         for cell in nbformat.read(path, as_version=4).cells:
             if pipeline.CHECK_MARKER in cell.source:
                 assert "train_" not in cell.source and "predict" not in cell.source, path.name
+
+
+def test_published_record_is_complete_stamped_and_clean():
+    """published/ (what `make html` shows): every notebook, stamped, no errors or stderr."""
+    folder = pipeline._root() / "published"
+    if not folder.is_dir():
+        pytest.skip("no published record in this checkout")
+    sources = [p.name for p in pipeline.notebooks()]
+    assert sorted(p.name for p in folder.glob("*.ipynb")) == sources
+    for name in sources:
+        nb = nbformat.read(folder / name, as_version=4)
+        stamps = [c for c in nb.cells if "run-stamp" in c.metadata.get("tags", [])]
+        assert len(stamps) == 1 and "profile `" in stamps[0].source, name
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                assert out.output_type != "error", f"{name}: a traceback"
+                assert not (out.output_type == "stream" and out.name == "stderr"), \
+                    f"{name}: stderr output {out.text[:80]!r}"
