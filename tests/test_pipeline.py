@@ -35,7 +35,7 @@ def test_runs_in_order_injects_the_profile_stamps_and_stops_at_a_failure(tmp_pat
                                            r"(.|\n)*--from 02"):
         pipeline.run("ci", notebook_dir=src, output_dir=out)
     done = nbformat.read(out / "01_ok.ipynb", as_version=4)
-    assert done.cells[1].metadata["tags"] == ["run-stamp"]
+    assert done.cells[1].metadata["tags"] == ["run-stamp"] and done.cells[1].id == "run-stamp"
     assert "profile `ci`" in done.cells[1].source
     printed = [o for c in done.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("ci" in o.get("text", "") for o in printed)  # the injected parameter won

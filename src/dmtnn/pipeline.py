@@ -108,6 +108,7 @@ def _add_stamp(path: Path, text: str) -> None:
         if "injected-parameters" in tags and "remove-cell" not in tags:
             c.metadata["tags"] = [*tags, "remove-cell"]
     cell = nbformat.v4.new_markdown_cell(text)
+    cell.id = "run-stamp"  # a fixed id: reruns differ in the stamp's text only
     cell.metadata["tags"] = ["run-stamp"]
     nb.cells.insert(1, cell)  # after the title cell, so the title stays first
     nbformat.validator.normalize(nb)
