@@ -79,7 +79,8 @@ PAPER_R2 = {
     "DMTNN": {"phi": 0.92, "mu": 0.74, "K": 0.79},
 }
 
-#: The paper's test R2 after 100 epochs per weighting strategy (Fig. 13; "~" values).
+#: The paper's R2 after 100 epochs per weighting strategy: training-set KPIs read off its
+#: Fig. 13 ("~" values), not test scores.
 PAPER_WEIGHTS_R2 = {
     "1:10:3": {"phi": 0.89, "mu": 0.82, "K": 0.86},
     "dynamic": {"phi": 0.94, "mu": 0.84, "K": 0.88},
@@ -318,7 +319,8 @@ def r2_summary(table: pd.DataFrame, paper: dict[str, dict[str, float]] | None = 
 
 def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
                    paper: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
-    """Test R2 per weighting strategy: mean and standard deviation over seeds, the paper's.
+    """Test R2 per weighting strategy: mean and standard deviation over seeds, and the
+    paper's values, which are *training*-set KPIs (columns ``paper <task> (train)``).
 
     Parameters
     ----------
@@ -340,7 +342,7 @@ def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
             row[f"R2 {t.name} mean"] = v.mean()
             row[f"R2 {t.name} std"] = v.std(ddof=1) if len(v) > 1 else np.nan
         for t in REGRESSION:
-            row[f"paper {t.name}"] = paper.get(strategy, {}).get(t.name, np.nan)
+            row[f"paper {t.name} (train)"] = paper.get(strategy, {}).get(t.name, np.nan)
         rows.append(row)
     return pd.DataFrame(rows).set_index("strategy")
 
