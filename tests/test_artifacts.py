@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -18,6 +19,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_write(path, broken)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no partial file left
+
+
+def test_atomic_write_gives_the_file_the_usual_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "page.svg", lambda tmp: tmp.write_text("<svg/>"))
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
 def test_store_round_trip_staleness_and_corruption(tmp_path):

@@ -135,3 +135,27 @@ def test_rock_table_intervals_and_best_alternative():
     runs = {s: SimpleNamespace(history=pd.DataFrame({"val score": v}))
             for s, v in {"dynamic": [0.9], "1:1:1": [0.2, 0.5], "dwa": [0.4]}.items()}
     assert best_alternative(runs, exclude="dynamic") == "1:1:1"
+
+
+def test_scores_by_split_one_prediction_per_set_and_lower_of(monkeypatch):
+    """R2 and MAE from one prediction of each set; a single-task net has NaN elsewhere."""
+    import dmtnn.multitask as mt
+
+    y = np.linspace(0.1, 0.3, 12)
+    sets = {"a": Samples(np.zeros((12, 4, 4), np.uint8), {"phi": y, "mu": 2 * y, "K": 3 * y})}
+    calls = []
+
+    def predict(res, gray, cfg):
+        calls.append(res)
+        return {t: v + res["offset"] for t, v in sets["a"].targets.items() if t in res["tasks"]}
+
+    monkeypatch.setattr(mt, "predict_parameters", predict)
+    nets = {"good": {"offset": 0.001, "tasks": ("phi", "mu", "K")},
+            "bad": {"offset": 0.05, "tasks": ("phi",)}}
+    scored = mt.scores_by_split(nets, sets, cfg=None, n_boot=200)
+    assert len(calls) == 2  # each network predicts each set once for both scores
+    assert scored["MAE"].loc[("good", "mu"), "a"] == pytest.approx(0.001)
+    assert scored["R2"].loc[("good", "phi"), "a"] > scored["R2"].loc[("bad", "phi"), "a"]
+    assert np.isnan(scored["R2"].loc[("bad", "K"), "a"])
+    assert mt.lower_of(scored["MAE"], "good", "bad", "phi", "a") == "first"
+    assert mt.lower_of(scored["MAE"], "bad", "good", "phi", "a") == "second"

@@ -144,7 +144,7 @@ def claim(key: str) -> Claim:
 
 
 def difference(c: Claim, ours: Any) -> str:
-    """Ours minus the paper's, absolute or in per cent (``c.relative``); '' for readings."""
+    """Ours minus the paper's, absolute or in per cent (``c.relative``); '–' for readings."""
     if c.paper is None or not isinstance(ours, numbers.Real) or math.isnan(float(ours)):
         return "–"
     if c.relative:
@@ -212,7 +212,7 @@ def record(key: str, ours: Any, verdict: str = "") -> None:
 
 
 def record_run(cfg: Any) -> None:
-    """Glue which data and profile this notebook ran on (the comparison's run column)."""
+    """Glue which data and profile the run used (pasted above the comparison table)."""
     _glue("run", f"{cfg.data.source}, {cfg.profile}")
 
 
@@ -246,7 +246,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the comparison page's table.")
     parser.add_argument("path", type=Path, help="the Markdown file to write")
     args = parser.parse_args(argv)
-    args.path.parent.mkdir(parents=True, exist_ok=True)
     text = table_markdown()
     atomic_write(args.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

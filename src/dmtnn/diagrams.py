@@ -472,7 +472,6 @@ def save_svg(fig: Figure, path: str | os.PathLike) -> Path:
     def write(tmp: Path) -> None:
         with mpl.rc_context(_SVG_RC):
             fig.savefig(tmp, format="svg", metadata={"Date": None})
-        tmp.chmod(0o644)  # a page asset, readable by the web server (mkstemp makes it 0600)
     return atomic_write(path, write)
 
 
@@ -928,11 +927,6 @@ def draw_cnn(table: pd.DataFrame | None = None) -> Figure:
 # Writing
 # --------------------------------------------------------------------------------------
 
-def _write_text(tmp: Path, text: str) -> None:
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
-
-
 def write_all(folder: str | os.PathLike, *, image_size: int = 256,
               width: float = 1.0) -> list[Path]:
     """Write Figs. 1, 2, 3 and 8 (SVG) and the two layer tables (Markdown) into ``folder``.
@@ -957,7 +951,8 @@ def write_all(folder: str | os.PathLike, *, image_size: int = 256,
     paths = [save_svg(fig, folder / name) for name, fig in figures.items()]
     for name, key in (("fig03_dmtnn_layers.md", "dmtnn"), ("fig08_cnn_layers.md", "cnn")):
         text = table_markdown(tables[key])
-        paths.append(atomic_write(folder / name, lambda tmp, text=text: _write_text(tmp, text)))
+        paths.append(atomic_write(folder / name,
+                                  lambda tmp, text=text: tmp.write_text(text, encoding="utf-8")))
     for p in paths:
         log.info("wrote %s", p)
     return paths

@@ -58,7 +58,8 @@ __all__ = [
     "strategy_table",
     "rock_table",
     "best_alternative",
-    "r2_by_split",
+    "scores_by_split",
+    "lower_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -334,7 +335,8 @@ def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
     paper = PAPER_WEIGHTS_R2 if paper is None else paper
     rows = []
     for strategy, results in runs.items():
-        r2 = r2_by_split(dict(enumerate(results)), {"test": test}, cfg)["test"]
+        r2 = scores_by_split(dict(enumerate(results)), {"test": test}, cfg,
+                             scores={"R2": r2_score})["R2"]["test"]
         r2 = r2.unstack("parameter")  # one row per seed
         row = {"strategy": strategy, "seeds": len(results)}
         for t in REGRESSION:
@@ -395,32 +397,48 @@ def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:
     return max(scores, key=scores.get)
 
 
-def r2_by_split(runs: dict[str, FitResult], splits: dict[str, Samples], cfg: Config,
-                *, n_boot: int = 0, seed: int = 0, score=r2_score) -> pd.DataFrame:
-    """R2 (or another ``score``) of several networks on several sets of images (Appendix A).
+def scores_by_split(runs: dict[str, FitResult], splits: dict[str, Samples], cfg: Config,
+                    *, scores=None, n_boot: int = 0, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Scores of several networks on several sets of images (Appendix A tables).
 
-    Returns a frame indexed by (network, parameter) with one column per set;
-    NaN where a (single-task) network does not predict the parameter. With
-    ``n_boot`` > 0, columns ``<set> low`` and ``<set> high`` hold a 95 %
-    bootstrap interval over the set's images. ``score(pred, target)`` is R2 by
-    default; :func:`dmtnn.metrics.relative_error` does not depend on the spread
-    of the set's targets, which R2 does (a few similar slices give an unstable R2).
+    Each network predicts each set once; every score in ``scores`` (name ->
+    ``score(pred, target)``; default R2 and MAE) is computed from those
+    predictions. Returns, per score, a frame indexed by (network, parameter)
+    with one column per set; NaN where a (single-task) network does not
+    predict the parameter. With ``n_boot`` > 0, columns ``<set> low`` and
+    ``<set> high`` hold a 95 % bootstrap interval over the set's images. The
+    MAE does not depend on the spread of a set's targets, which R2 does (a few
+    similar slices give an unstable R2).
     """
     from dmtnn.metrics import bootstrap_ci
 
-    rows = []
-    for name, res in runs.items():
+    scores = {"R2": r2_score, "MAE": mae} if scores is None else scores
+    rows: dict[str, list[dict]] = {name: [] for name in scores}
+    for net, res in runs.items():
         preds = {s: predict_parameters(res, samples.gray, cfg) for s, samples in splits.items()}
         for t in REGRESSION:
-            row = {"network": name, "parameter": t.name}
-            for s, samples in splits.items():
-                p, y = preds[s].get(t.name), samples.targets[t.name]
-                if p is None:
-                    row[s] = np.nan
-                elif n_boot:
-                    row[s], row[f"{s} low"], row[f"{s} high"] = bootstrap_ci(
-                        score, p, y, n_boot=n_boot, seed=seed)
-                else:
-                    row[s] = score(p, y)
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["network", "parameter"])
+            for name, score in scores.items():
+                row = {"network": net, "parameter": t.name}
+                for s, samples in splits.items():
+                    p, y = preds[s].get(t.name), samples.targets[t.name]
+                    if p is None:
+                        row[s] = np.nan
+                    elif n_boot:
+                        row[s], row[f"{s} low"], row[f"{s} high"] = bootstrap_ci(
+                            score, p, y, n_boot=n_boot, seed=seed)
+                    else:
+                        row[s] = score(p, y)
+                rows[name].append(row)
+    return {name: pd.DataFrame(r).set_index(["network", "parameter"])
+            for name, r in rows.items()}
+
+
+def lower_of(table: pd.DataFrame, first: str, second: str, parameter: str, split: str) -> str:
+    """"first", "second" or "neither": whose score in ``table`` is lower beyond both
+    intervals (columns ``<split> low`` / ``<split> high``; for an error, lower is better)."""
+    from dmtnn.metrics import compare_intervals
+
+    a, b = table.loc[(first, parameter)], table.loc[(second, parameter)]
+    verdict = compare_intervals((a[f"{split} low"], a[f"{split} high"]),
+                                (b[f"{split} low"], b[f"{split} high"]))
+    return {"first higher": "second", "second higher": "first"}.get(verdict, "neither")
