@@ -110,8 +110,11 @@ _STALL_ITERS = 500
 _CHECK_EVERY = 50
 _MAX_REPLACEMENTS = 3
 _DEFAULT_MAX_ITER = 5000
-# Working-set budget per chunk (number of pixels x systems) on each device type.
-_CHUNK_PIXELS = {"cpu": 2**22, "cuda": 2**27}
+# Working-set budget per chunk (number of pixels x systems) on each device type.  On the
+# CPU a chunk whose fields stay in cache is faster than a large one (measured on 2 cores,
+# float32, thresholded-Gaussian images: 2**18 gave 195 ms per 128 px image against
+# 275 ms with 2**22, and one 256 px image per chunk was the fastest).
+_CHUNK_PIXELS = {"cpu": 2**18, "cuda": 2**27}
 
 
 # --------------------------------------------------------------------------------------
@@ -903,7 +906,7 @@ def _solve(
     lut_k, lut_m = lut_k / scale, lut_m / scale
     kappa0, mu0 = _reference_medium(lut_k, lut_m)
     if batch_size is None:
-        batch_size = max(1, _CHUNK_PIXELS.get(dev.type, 2**22) // (3 * H * W))
+        batch_size = max(1, _CHUNK_PIXELS.get(dev.type, 2**18) // (3 * H * W))
     for s in range(0, B, batch_size):
         e = min(B, s + batch_size)
         ids = torch.from_numpy(np.searchsorted(present, arr[s:e].astype(np.int64))).to(dev)
@@ -952,7 +955,7 @@ _PARAMS_DOC = """
         ``torch.float32`` or ``torch.float64``.  Default: float64 on the CPU,
         float32 on CUDA.
     batch_size : int, optional
-        Images per solver chunk (default: sized to about 2**22 pixel-systems on the
+        Images per solver chunk (default: sized to about 2**18 pixel-systems on the
         CPU, 2**27 on CUDA)."""
 
 
