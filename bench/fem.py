@@ -133,7 +133,7 @@ def main(argv=None):
     ap.add_argument("--direct-max-size", type=int, default=512,
                     help="run the scipy direct solve up to this image size")
     ap.add_argument("--images", default=None,
-                    help=".npy file with a (N, H, W) binary stack instead of stand-in images")
+                    help=".npy file with a (N, H, W) binary stack instead of synthetic rocks")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

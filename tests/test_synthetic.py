@@ -117,9 +117,8 @@ def test_synthetic_berea_is_as_stiff_as_real_berea_at_equal_porosity():
     d = cfg.data
     reference = real_labels(cfg, "icl_400", n_images=32)
     side = d.native_size * d.native_pixel_um
-    ratios = []
+    n, ratios = 12, []
     for seed in (101, 102):  # packs other than the dataset's
-        n = 12
         pack = make_pack("Berea", (n * 72.0, side, side), seed=seed)
         truth = np.stack([
             reduce_binary((render_phases(pack, (k + 0.5) * 72.0, d.native_size,
