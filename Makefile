@@ -55,7 +55,8 @@ book: notebooks
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	$(PY) -m dmtnn.bookcheck _build/html
 
-# The published record (GPU, book profile), committed in published/: no execution.
+# The published record, committed in published/ (each notebook's run stamp says which
+# profile and machine made it): built without executing anything.
 html: venv
 	$(MAKE) --no-print-directory stage SRC=published
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)

@@ -51,13 +51,14 @@ class Runs:
 def _flops(cfg, arch: str, **kwargs) -> tuple[float, float]:
     """Forward and training FLOPs per image of ``arch`` as this profile builds it."""
     size = cfg.data.image_size
-    if arch in ("linknet", "unet"):
-        model = models.build(arch, width=cfg.segmenter.width)
-    elif arch == "dmtnn":  # on a frozen LinkNet of the segmenter's width
-        segmenter = models.linknet18(width=cfg.segmenter.width).requires_grad_(False)
-        model = models.dmtnn(segmenter, image_size=size, width=cfg.train.width, **kwargs)
+    spec = models.network(arch)
+    if spec.kind == "segmentation":
+        model = spec.build(width=cfg.segmenter.width)
     else:
-        model = models.build(arch, image_size=size, width=cfg.train.width, **kwargs)
+        if spec.segmenter:  # DMTNN: on a frozen LinkNet of the segmenter's width
+            segmenter = models.build("linknet", width=cfg.segmenter.width)
+            kwargs["segmenter"] = segmenter.requires_grad_(False)
+        model = spec.build(image_size=size, width=cfg.train.width, **kwargs)
     return flops_per_image(model, size)
 
 

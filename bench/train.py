@@ -9,10 +9,10 @@ forward + backward as counted by ``torch.utils.flop_counter``), the batch used,
 training and inference throughput in images/s, achieved TFLOP/s and the model
 FLOPs utilisation (MFU = achieved FLOP/s over the device's dense bf16 peak).
 
-Training is timed through the training loop itself (``dmtnn.train``'s epoch
-pass: bf16 autocast and channels_last on CUDA, Adam, loss and KPI
-bookkeeping, the per-batch NaN check), on random images held on the device,
-after one warm-up epoch. Inference is a no-grad forward pass in the same
+Training is timed through the training loop itself (``dmtnn.train.train_epoch``:
+bf16 autocast and channels_last on CUDA, Adam, loss and KPI bookkeeping, the
+per-batch NaN check), on random images held on the device, after one warm-up
+epoch. Inference is a no-grad forward pass in the same
 precision.
 
 On CUDA the batch is the largest power of two up to ``--max-batch`` whose
@@ -42,11 +42,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dmtnn import models
-from dmtnn.losses import DynamicWeights
 from dmtnn.multitask import REGRESSION
-from dmtnn.train import SEGMENTATION, Samples, _pass, _scales, _to_device, resolve_device
+from dmtnn.samples import SEGMENTATION, Samples, compute_scales, to_device
+from dmtnn.settings import resolve_device
+from dmtnn.train import train_epoch
+from dmtnn.weighting import DynamicWeights
 
-SEGMENTERS = ("linknet", "unet")
+SEGMENTERS = models.names("segmentation")
 
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
@@ -101,16 +103,15 @@ def tasks_of(arch: str):
 
 
 def time_training(model, samples, batch, device, tasks, epochs: int = 2) -> float:
-    """Images/s of the training loop's epoch pass (after one warm-up epoch)."""
-    data = _to_device(samples, tasks, _scales(samples, tasks), device)
+    """Images/s of the training loop's epoch (after one warm-up epoch)."""
+    data = to_device(samples, tasks, compute_scales(samples, tasks), device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     weighting = DynamicWeights([t.name for t in tasks])
-    model.train()
-    _pass(model, tasks, data, weighting, batch, device, optimizer=opt)  # warm-up
+    train_epoch(model, tasks, data, weighting, opt, batch)  # warm-up
     sync(device)
     t0 = time.perf_counter()
     for _ in range(epochs):
-        _pass(model, tasks, data, weighting, batch, device, optimizer=opt)
+        train_epoch(model, tasks, data, weighting, opt, batch)
     sync(device)
     return epochs * len(samples) / (time.perf_counter() - t0)
 
@@ -162,7 +163,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["linknet", "unet", "dmtnn", "cnn"],
-                   choices=sorted(models.BUILDERS))
+                   choices=sorted(models.names()))
     p.add_argument("--device", default="auto")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--width", type=float, default=1.0)
@@ -188,12 +189,13 @@ def main(argv=None) -> None:
 
         def make(arch=arch):
             torch.manual_seed(0)
+            spec = models.network(arch)
             kwargs = {"width": args.width}
-            if arch not in SEGMENTERS:
+            if spec.sized:
                 kwargs["image_size"] = args.size
-            if arch == "dmtnn":
-                kwargs["segmenter"] = models.linknet18(width=args.width)
-            return models.build(arch, **kwargs)
+            if spec.segmenter:
+                kwargs["segmenter"] = models.build("linknet", width=args.width)
+            return spec.build(**kwargs)
 
         def build(arch=arch):
             m = make(arch)

@@ -1,12 +1,13 @@
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 
-from dmtnn.artifacts import CorruptArtifactError
+from dmtnn.artifacts import CorruptArtifactError, store_for
 from dmtnn.config import load_profile
-from dmtnn.data.dataset import build_dataset, slab_layout, store_for, summary
+from dmtnn.data.dataset import build_dataset, slab_layout, summary
 from dmtnn.data.resample import reduce_binary
+from tests.test_drp import write_rock
 
 
 @pytest.mark.parametrize("n, gap", [(12, 0), (12, 2), (1000, 10)])
@@ -60,8 +61,6 @@ def test_corrupted_cache_is_reported_with_its_path(tiny_cfg):
 
 
 def _data(cfg):
-    from dataclasses import asdict
-
     d = asdict(cfg.data)
     return {k: d[k] for k in ("image_size", "slices_per_rock", "heldout_slices_per_rock",
                               "gap_slices", "train_rocks", "heldout_rocks", "unseen_rocks",
@@ -70,8 +69,6 @@ def _data(cfg):
 
 def test_portal_files_build_the_same_dataset_structure(tmp_path, monkeypatch):
     """source="drp": slices come from the portal's raw files (here tiny ones in their format)."""
-    from tests.test_drp import write_rock
-
     monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "artifacts"))
     shape = (32, 40, 40)
     write_rock(tmp_path, "Berea", shape)

@@ -2,7 +2,123 @@ import pytest
 import torch
 
 from dmtnn import models
-from dmtnn.models import TASKS, cnn, count_parameters, dmtnn, linknet18, mtnn_ws, unet
+from dmtnn.models import TASKS, cnn, count_parameters, dmtnn_net, linknet18, mtnn_ws, unet
+
+# -- the contract every registered network keeps ----------------------------------------
+
+WIDTH, SIZE, BATCH = 0.125, 64, 2
+ALL = models.names()
+
+
+def make(name: str, seed: int = 0, size: int = SIZE) -> torch.nn.Module:
+    """Registry entry ``name`` at a small width, its arguments from the registry alone."""
+    spec = models.network(name)
+    torch.manual_seed(seed)
+    kwargs = {"width": WIDTH}
+    if spec.sized:
+        kwargs["image_size"] = size
+    if spec.segmenter:
+        kwargs["segmenter"] = models.build("linknet", width=WIDTH)
+    return models.build(name, **kwargs)
+
+
+def outputs(out) -> dict[str, torch.Tensor]:
+    """A segmenter's single tensor is its ``"mask"`` output (as the training loop reads it)."""
+    return dict(out) if isinstance(out, dict) else {"mask": out}
+
+
+def images(size: int = SIZE, batch: int = BATCH) -> torch.Tensor:
+    return torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's cores are shared
+    yield
+    torch.set_num_threads(n)
+
+
+def test_the_registry_holds_every_network_once():
+    from dmtnn.multitask import NETWORKS
+    from dmtnn.segmentation import ARCHITECTURES
+
+    assert ALL == ("linknet", "unet", "dmtnn", "mtnn_ws", "cnn", "hard_sharing",
+                   "soft_sharing")
+    assert models.names("segmentation") == ARCHITECTURES == ("linknet", "unet")
+    assert models.names("regression") == NETWORKS
+    assert {n: models.REGISTRY[n].name for n in ALL} == {n: n for n in ALL}
+    assert not hasattr(models, "dmtnn")  # the package's name is not a model's
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("size", [SIZE, 2 * SIZE])
+def test_forward_gives_the_documented_outputs_and_backward_reaches_every_weight(name, size):
+    spec = models.network(name)
+    net = make(name, size=size).train()
+    out = outputs(net(images(size)))
+    assert {k: tuple(v.shape) for k, v in out.items()} == spec.outputs(BATCH, size)
+    assert all(torch.isfinite(v).all() for v in out.values())
+    sum(v.float().mean() for k, v in out.items() if k != "mask" or len(out) == 1).backward()
+    trainable = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
+    assert trainable
+    assert [k for k, p in trainable if p.grad is None] == []
+    frozen = [p for p in net.parameters() if not p.requires_grad]
+    assert bool(frozen) == spec.segmenter  # only DMTNN's segmenter is frozen
+    assert all(p.grad is None for p in frozen)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_state_dict_round_trip_gives_identical_outputs(name):
+    a, b = make(name, seed=0).eval(), make(name, seed=1).eval()
+    x = images()
+    with torch.no_grad():
+        before = outputs(b(x))
+        b.load_state_dict(a.state_dict())
+        ya, yb = outputs(a(x)), outputs(b(x))
+    assert any(not torch.equal(before[k], ya[k]) for k in ya)  # seeds give other weights
+    assert all(torch.equal(ya[k], yb[k]) for k in ya)
+    again = make(name, seed=0).state_dict()  # same seed, same initial weights
+    assert all(torch.equal(v, again[k]) for k, v in a.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_channels_last_input_gives_the_same_outputs(name):
+    net = make(name).eval()
+    x = images()
+    with torch.no_grad():
+        ref = outputs(net(x))
+        net.to(memory_format=torch.channels_last)  # as the training loop does on CUDA
+        out = outputs(net(x.contiguous(memory_format=torch.channels_last)))
+    for k, v in ref.items():
+        torch.testing.assert_close(out[k].contiguous(), v, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_bf16_autocast_forward_on_the_cpu(name):
+    spec = models.network(name)
+    net = make(name).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = outputs(net(images()))
+    assert {k: tuple(v.shape) for k, v in out.items()} == spec.outputs(BATCH, SIZE)
+    assert all(torch.isfinite(v.float()).all() for v in out.values())
+
+
+def test_registry_lookups_name_what_is_valid():
+    with pytest.raises(ValueError, match="unknown model 'segnet'; choose one of linknet, unet"):
+        models.build("segnet")
+    with pytest.raises(ValueError, match="unknown segmentation network 'cnn'; choose one of "
+                                         "linknet, unet$"):
+        models.build("cnn", kind="segmentation")
+    with pytest.raises(ValueError, match="unknown regression network 'unet'"):
+        models.network("unet", "regression")
+    with pytest.raises(ValueError, match="kind"):
+        models.names("detection")
+    assert models.network("dmtnn").outputs(3, 32, tasks=("mu",)) == {"mu": (3,),
+                                                                    "mask": (3, 1, 32, 32)}
+
+
+# -- what each network is ---------------------------------------------------------------
 
 
 def test_linknet_has_the_papers_parameter_count():
@@ -22,15 +138,13 @@ def test_width_shrinks_the_network():
     assert small < full / 10  # parameters scale about as width**2
 
 
-@pytest.mark.parametrize("name", ["linknet", "unet"])
+@pytest.mark.parametrize("name", models.names("segmentation"))
 @pytest.mark.parametrize("size", [(32, 32), (64, 96), (96, 64)])
 def test_segmenters_are_fully_convolutional(name, size):
-    net = models.build(name, width=0.125)
-    x = torch.randn(2, 1, *size, generator=torch.Generator().manual_seed(0))
-    y = net(x)
-    assert y.shape == (2, 1, *size)
-    y.mean().backward()
-    assert all(p.grad is not None for p in net.parameters())
+    spec = models.network(name)
+    with torch.no_grad():
+        y = make(name).eval()(torch.zeros(1, 1, *size))
+    assert tuple(y.shape) == spec.outputs(1, size)["mask"]
 
 
 def test_sizes_not_divisible_are_refused_clearly():
@@ -40,24 +154,14 @@ def test_sizes_not_divisible_are_refused_clearly():
         linknet18(width=0.125)(torch.zeros(1, 64, 64))
 
 
-def test_unknown_model_and_bad_width_are_named():
-    with pytest.raises(ValueError, match="unknown model 'segnet'"):
-        models.build("segnet")
+def test_bad_width_is_named():
     with pytest.raises(ValueError, match="width must be positive"):
         linknet18(width=0)
 
 
-def test_same_seed_same_initial_weights():
-    torch.manual_seed(3)
-    a = linknet18(width=0.125).state_dict()
-    torch.manual_seed(3)
-    b = linknet18(width=0.125).state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 def test_dmtnn_has_the_papers_parameter_counts():
     # paper: about 2.2e7 parameters, 1.10e7 trainable, 1.15e7 frozen (the segmenter)
-    net = dmtnn(linknet18(), image_size=256, width=1.0)
+    net = dmtnn_net(linknet18(), image_size=256, width=1.0)
     total = count_parameters(net)
     trainable = count_parameters(net, trainable=True)
     frozen = count_parameters(net, trainable=False)
@@ -74,7 +178,7 @@ def test_cnn_has_the_papers_parameter_count():
 def test_frozen_segmenter_gets_no_gradient_and_never_changes():
     torch.manual_seed(0)
     seg = linknet18(width=0.125)
-    net = dmtnn(seg, image_size=64, width=0.125)
+    net = dmtnn_net(seg, image_size=64, width=0.125)
     before = {k: v.clone() for k, v in seg.state_dict().items()}  # weights and BN statistics
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=0.1)
     net.train()
@@ -91,23 +195,8 @@ def test_frozen_segmenter_gets_no_gradient_and_never_changes():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.sharing.parameters())
 
 
-@pytest.mark.parametrize("name", ["dmtnn", "mtnn_ws", "cnn", "hard_sharing", "soft_sharing"])
-@pytest.mark.parametrize("size", [64, 128])
-def test_regression_networks_give_three_numbers_per_image(name, size):
-    kwargs = {"image_size": size, "width": 0.125}
-    if name == "dmtnn":
-        kwargs["segmenter"] = linknet18(width=0.125)
-    net = models.build(name, **kwargs)
-    out = net(torch.randn(3, 1, size, size, generator=torch.Generator().manual_seed(0)))
-    assert {t: out[t].shape for t in TASKS} == {t: (3,) for t in TASKS}
-    assert ("mask" in out) == (name == "dmtnn")
-    sum(out[t].sum() for t in TASKS).backward()
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    assert all(p.grad is not None for p in trainable)
-
-
 def test_mtnn_ws_is_dmtnn_without_the_segmenter():
-    a = dmtnn(linknet18(width=0.125), image_size=64, width=0.125)
+    a = dmtnn_net(linknet18(width=0.125), image_size=64, width=0.125)
     b = mtnn_ws(image_size=64, width=0.125)
     assert count_parameters(b) == count_parameters(a, trainable=True)
     with pytest.raises(ValueError, match="too small"):

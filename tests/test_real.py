@@ -5,6 +5,8 @@ import pytest
 
 from dmtnn.config import PAPER_PIXEL_UM
 from dmtnn.data import real
+from dmtnn.data.fem_labels import real_samples
+from dmtnn.data.threshold import otsu_threshold
 from dmtnn.morphology import porosity
 
 pytestmark = pytest.mark.realdata
@@ -39,8 +41,6 @@ def test_missing_volume_says_where_it_looked(tmp_path, monkeypatch):
 
 
 def test_real_samples_give_ct_gray_that_thresholds_to_the_real_binary(tiny_cfg):
-    from dmtnn.data.labels import otsu_threshold, real_samples
-
     need("icl_400")
     r = real_samples(tiny_cfg, "icl_400", n_images=4)
     assert r["gray"].shape == r["solid"].shape == (4, 32, 32) and r["gray"].dtype == np.uint8

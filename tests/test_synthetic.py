@@ -3,7 +3,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dmtnn.data import synthetic
+from dmtnn.config import load_profile
+from dmtnn.data import real, synthetic
+from dmtnn.data.fem_labels import label_chunk, real_labels, solver_settings, trend_ratio
+from dmtnn.data.resample import reduce_binary
 from dmtnn.data.synthetic import CLAY, PORE, make_pack, render_phases
 
 BOX = (200.0, 600.0, 600.0)
@@ -106,11 +109,6 @@ def test_contact_cement_only_adds_solid(pack):
 def test_synthetic_berea_is_as_stiff_as_real_berea_at_equal_porosity():
     """The issue's realism check: FEM moduli of synthetic Berea's true geometry within 15 %
     of the real Imperial College Berea trend at equal porosity (the paper's pixel size)."""
-    from dmtnn.config import load_profile
-    from dmtnn.data import real
-    from dmtnn.data.labels import label_chunk, real_labels, solver_settings, trend_ratio
-    from dmtnn.data.resample import reduce_binary
-
     if "icl_400" not in real.available():
         pytest.skip(f"real volume icl_400 not found under {real.real_root()}")
     cfg = load_profile("quick")

@@ -6,19 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from dmtnn.checkpoints import CheckpointMismatch, load_checkpoint, read_history
 from dmtnn.config import TrainConfig
-from dmtnn.losses import FixedWeights
-from dmtnn.train import (
-    SEGMENTATION,
-    CheckpointMismatch,
-    Samples,
-    Task,
-    fit,
-    load_checkpoint,
-    predict,
-    read_history,
-    seed_everything,
-)
+from dmtnn.samples import SEGMENTATION, Samples, Task, compute_scales, to_device
+from dmtnn.train import evaluate, fit, predict, seed_everything, train_epoch
+from dmtnn.weighting import FixedWeights
 
 TASKS = (Task("mask", "segmentation"), Task("phi", "regression"),
          Task("mu", "regression", normalize=True))
@@ -193,3 +185,71 @@ def test_augmentation_symmetries_keep_the_labels():
     np.testing.assert_allclose(res.kappa, res.kappa[0], rtol=1e-7)
     np.testing.assert_allclose(res.mu, res.mu[0], rtol=1e-7)
     assert len({float(im.mean()) for im in images}) == 1
+
+
+def test_evaluate_repeats_the_best_epochs_validation_numbers(cfg, tmp_path):
+    res = run(cfg, tmp_path / "a")
+    val = samples(5, 2)
+    data = to_device(val, TASKS, res.scales, torch.device("cpu"))
+    before = {k: v.clone() for k, v in res.model.state_dict().items()}
+    scores = evaluate(res.model, TASKS, data, FixedWeights({t.name: 1.0 for t in TASKS}),
+                      cfg.batch_size)
+    best = res.history.set_index("epoch").loc[res.best_epoch]
+    assert scores.total == best["val loss"]
+    assert scores.kpi == {t.name: best[f"val {t.name} {t.kpi}"] for t in TASKS}
+    assert scores.loss == {t.name: best[f"val {t.name} loss"] for t in TASKS}
+    assert all(torch.equal(v, before[k]) for k, v in res.model.state_dict().items())
+    assert not res.model.training
+
+
+def test_train_epoch_is_one_optimizer_step_per_batch(cfg):
+    train = samples(10, 1)
+    tasks = TASKS
+    data = to_device(train, tasks, compute_scales(train, tasks), torch.device("cpu"))
+    w = FixedWeights({t.name: 1.0 for t in tasks})
+
+    def epoch(**kw):
+        model = toy()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        scores = train_epoch(model, tasks, data, w, opt, 4, **kw)
+        return model, opt, scores
+
+    model, opt, scores = epoch()
+    assert model.training
+    assert opt.state[next(iter(model.parameters()))]["step"] == 3  # 10 images, batches of 4
+    assert set(scores.loss) == set(scores.kpi) == {t.name for t in tasks}
+    # the same seed draws the same order and symmetries: the same numbers
+    a = epoch(generator=seed_everything(1, 2), augment=True)
+    b = epoch(generator=seed_everything(1, 2), augment=True)
+    assert a[2] == b[2] != scores
+    assert all(torch.equal(v, b[0].state_dict()[k]) for k, v in a[0].state_dict().items())
+
+
+def test_a_nan_in_evaluation_is_named(cfg):
+    class Broken(Toy):
+        def forward(self, x):
+            out = super().forward(x)
+            return {**out, "mu": out["mu"] * float("inf")}
+
+    val = samples(5, 2)
+    data = to_device(val, TASKS, compute_scales(val, TASKS), torch.device("cpu"))
+    seed_everything(0)
+    with pytest.raises(FloatingPointError, match="in evaluation, batch 1 of 2"):
+        evaluate(Broken(), TASKS, data, FixedWeights({t.name: 1.0 for t in TASKS}), 4)
+
+
+def test_a_mismatch_restarts_when_asked_as_a_fresh_run_would(cfg, tmp_path, caplog):
+    run(cfg, tmp_path / "a")
+    other = replace(cfg, lr=0.01)
+    with caplog.at_level("WARNING", logger="dmtnn.checkpoints"):
+        restarted = run(other, tmp_path / "a", on_mismatch="restart")
+    assert "train.lr: 0.001 -> 0.01" in caplog.text and "training afresh" in caplog.text
+    fresh = run(other, tmp_path / "b")
+    cols = [c for c in fresh.history if c != "seconds"]
+    pd.testing.assert_frame_equal(restarted.history[cols], fresh.history[cols])
+    a, b = restarted.model.state_dict(), fresh.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # ... and the restarted run is now the folder's run: resumed, not retrained
+    epochs = []
+    run(other, tmp_path / "a", callback=epochs.append)
+    assert epochs == []

@@ -6,7 +6,7 @@ file (so a changed config never reuses a stale file), the config itself, the
 package version and a SHA-256 checksum (so a damaged file is caught, named
 and never silently used). Files are written to a temporary name in the same
 folder and renamed into place, so a kill never leaves a partial file under
-the real name.
+the real name. A run's store is ``artifacts/<profile>/`` (:func:`store_for`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ import zipfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from dmtnn import __version__
+
+if TYPE_CHECKING:  # for the annotation only: artifacts stays below config (and torch)
+    from dmtnn.config import Config
 
 __all__ = [
     "CorruptArtifactError",
@@ -31,6 +36,7 @@ __all__ = [
     "artifacts_root",
     "repo_root",
     "sha256sum",
+    "store_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -206,8 +212,6 @@ class Store:
         return json.loads(self.path(name).read_text())
 
     def _entry(self, path: Path, key: str, config: Any) -> dict[str, Any]:
-        from dmtnn import __version__
-
         return {
             "key": key,
             "sha256": sha256sum(path),
@@ -216,6 +220,11 @@ class Store:
             "version": __version__,
             "config": config,
         }
+
+
+def store_for(cfg: Config) -> Store:
+    """The artifact store of a run: ``artifacts/<profile>``."""
+    return Store(artifacts_root() / cfg.profile)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,6 +1,9 @@
 """Every number the paper reports, and ours beside it.
 
-The paper's numbers live here (and in the constants this module imports), once.
+The paper's numbers live here, once: the ``PAPER_*`` constants (those the code
+and the notebooks use) and the :data:`CLAIMS` (each with the paper's value and
+words); everything else imports them from here. This module imports nothing
+else of ``dmtnn`` but :mod:`dmtnn.artifacts`, so any module may import it.
 The notebooks :func:`record` our value of each claim where they compute it:
 the value is *glued* into the executed notebook (the MyST-NB glue format,
 written without importing MyST-NB, which the GPU machine lacks), and the book's
@@ -27,11 +30,53 @@ from pathlib import Path
 from typing import Any
 
 from dmtnn.artifacts import atomic_write
-from dmtnn.multitask import PAPER_R2, PAPER_WEIGHTS_R2
-from dmtnn.rev import PAPER_REV_PX, PAPER_REV_UM
 
-__all__ = ["Claim", "CLAIMS", "claim", "difference", "glue_bundle", "record", "record_run",
-           "table_markdown", "verdict"]
+__all__ = ["PAPER_PA", "PAPER_PARAMS", "PAPER_R2", "PAPER_REL_ERROR_GAIN", "PAPER_REV_PX",
+           "PAPER_REV_UM", "PAPER_WEIGHTS_R2", "Claim", "CLAIMS", "claim", "difference",
+           "glue_bundle", "record", "record_run", "table_markdown"]
+
+# --------------------------------------------------------------------------------------
+# The paper's numbers
+# --------------------------------------------------------------------------------------
+
+#: The paper's 2D porosity REV (section 3.2, Fig. 7): 200 px of its 2.25 um voxels.
+PAPER_REV_PX = 200
+PAPER_REV_UM = PAPER_REV_PX * 2.25
+
+#: The paper's parameter counts (section 3.4) as it writes them, its rounding kept
+#: ("1.10e7", not 1.1e7); LinkNet is DMTNN's frozen part.
+PAPER_PARAMS = {
+    "DMTNN": {"total": "2.2e7", "trainable": "1.10e7", "frozen": "1.15e7"},
+    "CNN": {"total": "1.7e6", "trainable": "1.7e6", "frozen": "0"},
+}
+
+#: The paper's test pixel accuracies (section 4.1), in words where it gives no number.
+PAPER_PA = {
+    "LinkNet": "0.96-0.98 per image, mean > 0.97",
+    "U-Net": "about 0.95 (cited)",
+    "threshold": "slightly more accurate than the network (no number)",
+}
+
+#: The paper's test R2 (section 4.2, Figs. 10 and 11).
+PAPER_R2 = {
+    "CNN": {"phi": 0.47, "mu": 0.64, "K": 0.58},
+    "DMTNN": {"phi": 0.92, "mu": 0.74, "K": 0.79},
+}
+
+#: The paper's Table 2 (Castle Gate): DMTNN's mean relative error of mu and K is more than
+#: this fraction lower than the CNN's.
+PAPER_REL_ERROR_GAIN = 0.10
+
+#: The paper's R2 after 100 epochs per weighting strategy: training-set KPIs read off its
+#: Fig. 13 ("~" values), not test scores.
+PAPER_WEIGHTS_R2 = {
+    "1:10:3": {"phi": 0.89, "mu": 0.82, "K": 0.86},
+    "dynamic": {"phi": 0.94, "mu": 0.84, "K": 0.88},
+}
+
+# --------------------------------------------------------------------------------------
+# The claims: each number or reading of the paper, and where the book computes ours
+# --------------------------------------------------------------------------------------
 
 #: MyST-NB's prefix for glued outputs that are stored but not displayed.
 GLUE_PREFIX = "application/papermill.record/"
@@ -66,7 +111,8 @@ CLAIMS: tuple[Claim, ...] = (
           f"{PAPER_REV_PX} px = {PAPER_REV_UM:.0f} µm", "02_rev",
           "The paper read the window where the *mean* porosity settles; we require the spread "
           "of single windows to settle (median over the synthetic rocks).", fmt=".0f"),
-    Claim("params-linknet", "Sec. 3.4", "LinkNet parameters", 1.15e7, "about 1.15e7",
+    Claim("params-linknet", "Sec. 3.4", "LinkNet parameters",
+          float(PAPER_PARAMS["DMTNN"]["frozen"]), f"about {PAPER_PARAMS['DMTNN']['frozen']}",
           "04_segmenter", "LinkNet-ResNet18 at width 1; the paper's count is rounded.",
           fmt=",.0f", relative=True),
     Claim("fig9-linknet-pa", "Fig. 9", "LinkNet test pixel accuracy", 0.97,
@@ -80,14 +126,17 @@ CLAIMS: tuple[Claim, ...] = (
           "threshold slightly more accurate", "04_segmenter",
           "Our labels are a threshold of the same images, so a per-image threshold is close to "
           "them by construction."),
-    Claim("params-dmtnn-total", "Sec. 3.4", "DMTNN parameters, total", 2.2e7, "about 2.2e7",
+    Claim("params-dmtnn-total", "Sec. 3.4", "DMTNN parameters, total",
+          float(PAPER_PARAMS["DMTNN"]["total"]), f"about {PAPER_PARAMS['DMTNN']['total']}",
           "05_dmtnn", "Layer sizes the paper omits are ours, chosen to match its totals.",
           fmt=",.0f", relative=True),
-    Claim("params-dmtnn-trainable", "Sec. 3.4", "DMTNN parameters, trainable", 1.10e7,
-          "about 1.10e7", "05_dmtnn",
+    Claim("params-dmtnn-trainable", "Sec. 3.4", "DMTNN parameters, trainable",
+          float(PAPER_PARAMS["DMTNN"]["trainable"]),
+          f"about {PAPER_PARAMS['DMTNN']['trainable']}", "05_dmtnn",
           "Layer sizes the paper omits are ours, chosen to match its totals.",
           fmt=",.0f", relative=True),
-    Claim("params-cnn", "Sec. 3.4", "CNN parameters", 1.7e6, "about 1.7e6", "05_dmtnn",
+    Claim("params-cnn", "Sec. 3.4", "CNN parameters", float(PAPER_PARAMS["CNN"]["total"]),
+          f"about {PAPER_PARAMS['CNN']['total']}", "05_dmtnn",
           "The CNN's layers are ours (Fig. 8 gives no sizes), chosen to match its total.",
           fmt=",.0f", relative=True),
     *(Claim(f"fig10-cnn-{k}", "Fig. 10", f"CNN test R² of {name}", PAPER_R2["CNN"][k],
@@ -106,7 +155,7 @@ CLAIMS: tuple[Claim, ...] = (
             f"Training-set KPIs, as in the paper's Fig. 13. {_TRAINING}")
       for s in PAPER_WEIGHTS_R2 for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
     *(Claim(f"table2-{k}", "Table 2", f"DMTNN vs CNN relative error of {name}, Castle Gate",
-            None, "DMTNN more than 10 % lower", "07_robustness",
+            None, f"DMTNN more than {PAPER_REL_ERROR_GAIN * 100:.0f} % lower", "07_robustness",
             "Twenty slices; notebook 07's bootstrap intervals over every unseen slice say how "
             "little 20 images can separate.")
       for k, name in (("mu", "μ"), ("K", "K"))),
@@ -152,29 +201,6 @@ def difference(c: Claim, ours: Any) -> str:
     return f"{ours - c.paper:+.{2 if abs(c.paper) < 10 else 0}f}"
 
 
-def verdict(supported: int, contradicted: int, of: int) -> str:
-    """The verdict on a reading tested on ``of`` cases (e.g. parameters).
-
-    ``supported`` and ``contradicted`` count the cases where our data show the
-    paper's side, or the other side, beyond the intervals.
-
-    >>> verdict(2, 0, 3), verdict(0, 1, 3), verdict(1, 1, 3), verdict(0, 0, 3)
-    ('supported for 2 of 3', 'contradicted for 1 of 3', 'mixed: supported for 1, contradicted for 1 of 3', 'not separable')
-    >>> verdict(1, 0, 1)
-    'supported'
-    """
-    if not 0 <= supported + contradicted <= of:
-        raise ValueError(f"{supported} + {contradicted} cases out of {of}")
-    tail = "" if of == 1 else f" of {of}"
-    if supported and contradicted:
-        return f"mixed: supported for {supported}, contradicted for {contradicted}{tail}"
-    if supported:
-        return f"supported{'' if of == 1 else f' for {supported}'}{tail}"
-    if contradicted:
-        return f"contradicted{'' if of == 1 else f' for {contradicted}'}{tail}"
-    return "not separable"
-
-
 def glue_bundle(name: str, text: str) -> tuple[dict[str, str], dict[str, Any]]:
     """The display data and metadata of a hidden MyST-NB glue of ``text`` as ``name``."""
     return ({GLUE_PREFIX + "text/plain": repr(text)},
@@ -195,7 +221,8 @@ def record(key: str, ours: Any, verdict: str = "") -> None:
     """Glue our value of claim ``key`` (and its difference, or ``verdict``) for the book.
 
     ``ours`` is a number (formatted with the claim's format) or a short text;
-    ``verdict`` says, for a reading, whether our data support it.
+    ``verdict`` says, for a reading, whether our data support it (see
+    :func:`dmtnn.reports.verdict`).
     """
     c = claim(key)
     if isinstance(ours, numbers.Real):

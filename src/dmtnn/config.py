@@ -28,6 +28,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from dmtnn.rocks import QUARTZ_G, QUARTZ_K
+
 __all__ = [
     "PAPER_PIXEL_UM",
     "DataConfig",
@@ -45,8 +47,8 @@ __all__ = [
 #: Pixel size of the paper's images: 1000 px at 2.25 um reduced to 256 px.
 PAPER_PIXEL_UM = 2.25 * 1000 / 256  # = 8.789 um
 
-#: The paper's training rocks with CastleGate replaced by Berea Upper Gray
-#: (REPRODUCTION.md: CastleGate is the held-out cross-dataset rock).
+#: The paper's training rocks with CastleGate replaced by Berea Upper Gray: the paper
+#: holds CastleGate out as its cross-dataset test rock (section 4.2.4).
 TRAIN_ROCKS = (
     "Bandera Brown",
     "Bandera Gray",
@@ -117,8 +119,8 @@ class RevConfig:
 class FEMConfig:
     """Elastic labels (``dmtnn.fem``): quartz grains, empty pores, 2D plane strain."""
 
-    K: float = 36.6  # GPa, quartz bulk modulus (Mavko et al., The Rock Physics Handbook)
-    G: float = 45.0  # GPa, quartz shear modulus
+    K: float = QUARTZ_K  # GPa, quartz bulk modulus (Mavko et al., The Rock Physics Handbook)
+    G: float = QUARTZ_G  # GPa, quartz shear modulus
     plane: str = "strain"
     dtype: str = "float32"  # solver precision; float32 reaches ~1e-4 relative on the moduli
     tol: float | None = None  # solver default for the dtype
@@ -157,7 +159,7 @@ class LossConfig:
 
     ``strategy`` is DMTNN's in notebook 05; notebook 06 compares all of
     ``strategies``, each over ``seeds`` seeds. The dynamic strategy's equation
-    is our reconstruction (``dmtnn.losses.dynamic_weight``).
+    is our reconstruction (``dmtnn.weighting.dynamic_weight``).
     """
 
     strategy: str = "dynamic"

@@ -34,7 +34,6 @@ __all__ = [
     "segmentation_scores",
     "regression_scores",
     "bootstrap_ci",
-    "compare_intervals",
 ]
 
 
@@ -228,20 +227,3 @@ def bootstrap_ci(score, pred, target, *, n_boot: int = 1000, level: float = 0.95
     values = values[np.isfinite(values)]  # e.g. R2 of a resample with one distinct target
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(score(pred, target)), float(low), float(high)
-
-
-def compare_intervals(first: tuple[float, float], second: tuple[float, float]) -> str:
-    """Which of two scores is higher, judged by their (low, high) intervals.
-
-    "first higher" or "second higher" when the intervals do not overlap, else
-    "not separable" (also when a bound is NaN: no interval, no verdict).
-
-    >>> compare_intervals((0.8, 0.9), (0.5, 0.7)), compare_intervals((0.5, 0.7), (0.6, 0.9))
-    ('first higher', 'not separable')
-    """
-    (a_low, a_high), (b_low, b_high) = first, second
-    if a_low > b_high:
-        return "first higher"
-    if b_low > a_high:
-        return "second higher"
-    return "not separable"

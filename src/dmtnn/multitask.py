@@ -1,4 +1,4 @@
-"""Characteristic parameters from images: DMTNN, its baselines, and how they are scored.
+"""Characteristic parameters from images: DMTNN and its baselines, trained and applied.
 
 The regression tasks are the porosity ``phi`` of the threshold label, and the
 FEM shear modulus ``mu`` and 2D bulk modulus ``K`` (kappa) of the same label
@@ -8,58 +8,48 @@ come back in GPa); porosity is not, as in the paper.
 
 - :func:`regression_samples`: images, masks and labels of one split, without
   the images whose FEM solve did not converge;
-- :func:`build_network` / :func:`train_network`: any network of
-  :mod:`dmtnn.models` with any weighting strategy, through the one training
-  loop; runs live in ``artifacts/<profile>/models/<network>-<strategy>-seed<k>``;
-- :func:`make_weighting`: a strategy by the names notebook 06 uses;
-- :func:`r2_table`, :func:`segment_then_simulate`: scores and the two
-  baselines the paper lacks (porosity of the predicted mask; FEM on it).
+- :func:`build_network` / :func:`train_network`: any regression network of
+  the :mod:`dmtnn.models` registry with any weighting strategy of
+  :mod:`dmtnn.weighting` (by the names notebook 06 uses: ``"1:10:3"``,
+  ``"dynamic"``...), through the one training loop; runs live in
+  ``artifacts/<profile>/models/<network>-<strategy>-seed<k>``. DMTNN sits on
+  the trained segmenter, which the caller passes in
+  (``segmenter=load_segmenter(cfg)[0]``, after notebook 04);
+- :func:`segment_then_simulate`: the two baselines the paper lacks (porosity
+  of the predicted mask; FEM on it);
+- :func:`best_alternative`: the weighting strategy notebook 07 compares with
+  the paper's, chosen on validation scores.
+
+The tables that score them (R2 per method, rock, split or strategy) are in
+:mod:`dmtnn.reports`; the paper's numbers in :mod:`dmtnn.comparison`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 from torch import nn
 
-from dmtnn import models
+from dmtnn import models, weighting
+from dmtnn.checkpoints import run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
-from dmtnn.losses import Weighting, build_weighting
-from dmtnn.metrics import mae, mse, r2_score, relative_error
-from dmtnn.train import (
-    CheckpointMismatch,
-    FitResult,
-    Samples,
-    Task,
-    fit,
-    predict,
-    run_folder,
-    seed_everything,
-)
+from dmtnn.samples import Samples, Task
+from dmtnn.train import FitResult, fit, predict, seed_everything
 
 __all__ = [
     "REGRESSION",
     "NETWORKS",
-    "PAPER_R2",
-    "PAPER_WEIGHTS_R2",
     "regression_samples",
-    "make_weighting",
     "build_network",
     "train_network",
     "predict_parameters",
-    "r2_table",
     "segment_then_simulate",
-    "r2_summary",
-    "strategy_table",
-    "rock_table",
     "best_alternative",
-    "scores_by_split",
-    "lower_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,21 +61,9 @@ REGRESSION = (
     Task("K", "regression", normalize=True),
 )
 
-#: Regression networks by name (``dmtnn`` needs the trained segmenter of notebook 04).
-NETWORKS = ("dmtnn", "mtnn_ws", "cnn", "hard_sharing", "soft_sharing")
-
-#: The paper's test R2 (section 4.2, Figs. 10 and 11).
-PAPER_R2 = {
-    "CNN": {"phi": 0.47, "mu": 0.64, "K": 0.58},
-    "DMTNN": {"phi": 0.92, "mu": 0.74, "K": 0.79},
-}
-
-#: The paper's R2 after 100 epochs per weighting strategy: training-set KPIs read off its
-#: Fig. 13 ("~" values), not test scores.
-PAPER_WEIGHTS_R2 = {
-    "1:10:3": {"phi": 0.89, "mu": 0.82, "K": 0.86},
-    "dynamic": {"phi": 0.94, "mu": 0.84, "K": 0.88},
-}
+#: Regression networks by name (from :data:`dmtnn.models.REGISTRY`; ``dmtnn`` needs the
+#: trained segmenter of notebook 04).
+NETWORKS = models.names("regression")
 
 _LABEL_KEYS = {"phi": "porosity", "mu": "mu", "K": "kappa"}
 
@@ -99,7 +77,7 @@ def regression_samples(
     ----------
     ds : Dataset
     labels : dict
-        From :func:`dmtnn.data.labels.fem_labels` (uses the ``"label"`` kind).
+        From :func:`dmtnn.data.fem_labels.fem_labels` (uses the ``"label"`` kind).
     split : str
         ``"train"``, ``"val"``, ``"test"`` or ``"heldout"``.
     rocks : sequence of str, optional
@@ -140,29 +118,6 @@ def regression_samples(
     return Samples(gray, targets), info
 
 
-def make_weighting(cfg: Config, strategy: str | None = None) -> Weighting:
-    """A weighting strategy by name: a ratio ``"1:10:3"`` (phi:mu:K), ``"dynamic"``,
-    ``"uncertainty"`` or ``"dwa"``; default ``cfg.loss.strategy``."""
-    strategy = strategy or cfg.loss.strategy
-    tasks = tuple(t.name for t in REGRESSION)
-    lc = cfg.loss
-    if ":" in strategy:
-        try:
-            ratio = [float(w) for w in strategy.split(":")]
-        except ValueError:
-            ratio = []
-        if len(ratio) != len(tasks):
-            raise ValueError(f"weight ratio {strategy!r} must give {len(tasks)} numbers "
-                             f"phi:mu:K, e.g. '1:10:3'")
-        return build_weighting("fixed", tasks, weights=dict(zip(tasks, ratio, strict=True)))
-    options = {"dynamic": {"sigma": lc.sigma, "gamma": lc.gamma, "alpha": lc.alpha},
-               "dwa": {"temperature": lc.temperature}, "uncertainty": {}}
-    if strategy not in options:
-        raise ValueError(f"unknown weighting {strategy!r}; use a ratio such as '1:10:3' or "
-                         f"one of {', '.join(options)}")
-    return build_weighting(strategy, tasks, **options[strategy])
-
-
 def _tasks(tasks) -> tuple[Task, ...]:
     if tasks is None:
         return REGRESSION
@@ -172,26 +127,34 @@ def _tasks(tasks) -> tuple[Task, ...]:
     return chosen
 
 
-def build_network(cfg: Config, name: str = "dmtnn", *, seed: int = 0, depth: int = 2,
-                  tasks=None) -> nn.Module:
+def build_network(cfg: Config, name: str = "dmtnn", *, segmenter: nn.Module | None = None,
+                  seed: int = 0, depth: int = 2, tasks=None) -> nn.Module:
     """A regression network of this profile's image size and width, initialised by seed.
 
-    ``depth`` (feature modules per subnet) and ``tasks`` (a subset of phi, mu,
-    K: single-task models) apply to DMTNN and MTNN_WS (Appendix A).
+    ``segmenter`` is the trained segmenter DMTNN sits on (required for
+    ``"dmtnn"``, refused by the others): ``load_segmenter(cfg)[0]`` of
+    :mod:`dmtnn.segmentation`, after notebook 04. The network gets its own
+    copy, frozen, so the caller's segmenter never changes. ``depth`` (feature
+    modules per subnet) and ``tasks`` (a subset of phi, mu, K: single-task
+    models) apply to DMTNN and MTNN_WS (Appendix A).
     """
-    if name not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
+    spec = models.network(name, "regression")
     kwargs = {"image_size": cfg.data.image_size, "width": cfg.train.width}
-    if name in ("dmtnn", "mtnn_ws"):
+    if spec.variants:
         kwargs.update(depth=depth, tasks=tuple(t.name for t in _tasks(tasks)))
     elif depth != 2 or tasks is not None:
-        raise ValueError(f"depth and tasks apply to dmtnn and mtnn_ws, not {name}")
-    if name == "dmtnn":
-        from dmtnn.segmentation import load_segmenter
-
-        kwargs["segmenter"] = load_segmenter(cfg, "linknet")[0]
+        with_variants = [n for n in NETWORKS if models.REGISTRY[n].variants]
+        raise ValueError(f"depth and tasks apply to {' and '.join(with_variants)}, not {name}")
+    if spec.segmenter:
+        if segmenter is None:
+            raise ValueError(f"{name} sits on the trained segmenter: pass "
+                             f"segmenter=load_segmenter(cfg)[0] (dmtnn.segmentation; "
+                             f"notebook 04 trains it)")
+        kwargs["segmenter"] = copy.deepcopy(segmenter)
+    elif segmenter is not None:
+        raise ValueError(f"{name} takes no segmenter")
     seed_everything(cfg.train.seed + seed, 0)
-    return models.build(name, **kwargs)
+    return spec.build(**kwargs)
 
 
 def train_network(
@@ -201,6 +164,7 @@ def train_network(
     name: str = "dmtnn",
     strategy: str | None = None,
     *,
+    segmenter: nn.Module | None = None,
     seed: int = 0,
     depth: int = 2,
     tasks=None,
@@ -209,8 +173,11 @@ def train_network(
 ) -> FitResult:
     """Train (or resume, or read back) network ``name`` with weighting ``strategy``.
 
-    ``seed`` offsets ``cfg.train.seed`` (initial weights and shuffling); a run
-    made under another configuration or other data is started afresh.
+    ``strategy`` is a name of :func:`dmtnn.weighting.from_config` (default
+    ``cfg.loss.strategy``); ``segmenter`` is DMTNN's trained segmenter, as for
+    :func:`build_network`. ``seed`` offsets ``cfg.train.seed`` (initial
+    weights and shuffling); a run made under another configuration or other
+    data is started afresh.
     ``depth`` and ``tasks`` give Appendix A's variants (a single task trains
     with weight 1); ``tag`` prefixes the run's folder, so that runs on other
     data (e.g. Appendix A's one rock) never replace the main ones.
@@ -224,22 +191,13 @@ def train_network(
     if tasks is not None:
         parts.append("+".join(t.name for t in chosen))
     folder = run_folder(cfg, "-".join(p for p in parts if p))
-
-    def weighting() -> Weighting:
-        if len(chosen) < len(REGRESSION):
-            return build_weighting("fixed", [t.name for t in chosen])
-        return make_weighting(cfg, strategy)
-
-    def run(resume: bool) -> FitResult:
-        net = build_network(cfg, name, seed=seed, depth=depth, tasks=tasks)
-        return fit(net, chosen, train, val, tc, folder, device=cfg.device,
-                   weighting=weighting(), resume=resume, progress=progress)
-
-    try:
-        return run(resume=True)
-    except CheckpointMismatch as err:
-        log.warning("%s; training afresh", err)
-        return run(resume=False)
+    net = build_network(cfg, name, segmenter=segmenter, seed=seed, depth=depth, tasks=tasks)
+    if len(chosen) < len(REGRESSION):
+        w = weighting.build("fixed", [t.name for t in chosen])
+    else:
+        w = weighting.from_config(cfg, strategy, [t.name for t in REGRESSION])
+    return fit(net, chosen, train, val, tc, folder, device=cfg.device, weighting=w,
+               on_mismatch="restart", progress=progress)
 
 
 def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
@@ -252,47 +210,13 @@ def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict
                    batch_size=cfg.train.batch_size, device=cfg.device)
 
 
-def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> pd.DataFrame:
-    """R2, MSE, MAE and mean relative error per method and parameter.
-
-    Parameters
-    ----------
-    predictions : dict
-        Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``.
-        NaN predictions (unconverged FEM solves) and parameters a method does not
-        predict are left out and counted.
-    truth : Samples
-        The labels.
-
-    Notes
-    -----
-    The relative error leaves out zero targets (an image without pores has
-    porosity 0), where it is undefined.
-    """
-    rows = []
-    for method, pred in predictions.items():
-        for t in REGRESSION:
-            y = np.asarray(truth.targets[t.name], float)
-            p = np.asarray(pred.get(t.name, np.full(len(y), np.nan)), float)
-            ok = np.isfinite(p)
-            nz = ok & (y != 0)
-            row = {"method": method, "parameter": t.name, "R2": np.nan, "MSE": np.nan,
-                   "MAE": np.nan, "relative error": np.nan, "left out": int((~ok).sum())}
-            if ok.any():  # a method may not predict this parameter at all
-                row.update({"R2": r2_score(p[ok], y[ok]), "MSE": mse(p[ok], y[ok]),
-                            "MAE": mae(p[ok], y[ok]),
-                            "relative error": relative_error(p[nz], y[nz])})
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["method", "parameter"])
-
-
 def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.ndarray], float]:
     """Porosity and FEM moduli of predicted masks: the "segment, then simulate" baseline.
 
-    The same solver and settings as the labels (:func:`dmtnn.data.labels.label_chunk`).
+    The same solver and settings as the labels (:func:`dmtnn.data.fem_labels.label_chunk`).
     Returns the parameters (unconverged solves as NaN) and the time per image (s).
     """
-    from dmtnn.data.labels import label_chunk, solver_settings
+    from dmtnn.data.fem_labels import label_chunk, solver_settings
 
     settings, device = solver_settings(cfg)
     t0 = time.perf_counter()
@@ -301,144 +225,9 @@ def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.
     return {"phi": res["porosity"], "mu": res["mu"], "K": res["kappa"]}, seconds
 
 
-def r2_summary(table: pd.DataFrame, paper: dict[str, dict[str, float]] | None = None
-               ) -> pd.DataFrame:
-    """One row per method: our test R2 of phi, mu, K and, where it has one, the paper's.
-
-    ``table`` comes from :func:`r2_table`; ``paper`` maps method names to the
-    paper's R2 (default :data:`PAPER_R2`).
-    """
-    paper = PAPER_R2 if paper is None else paper
-    names = [t.name for t in REGRESSION]
-    wide = table["R2"].unstack("parameter")[names]
-    wide = wide.loc[table.index.get_level_values("method").unique()]  # the table's order
-    wide.columns = [f"R2 {n}" for n in names]
-    for n in names:
-        wide[f"paper {n}"] = [paper.get(m, {}).get(n, np.nan) for m in wide.index]
-    return wide
-
-
-def strategy_table(runs: dict[str, list[FitResult]], test: Samples, cfg: Config,
-                   paper: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
-    """Test R2 per weighting strategy: mean and standard deviation over seeds, and the
-    paper's values, which are *training*-set KPIs (columns ``paper <task> (train)``).
-
-    Parameters
-    ----------
-    runs : dict
-        Strategy -> trained runs, one per seed.
-    test : Samples
-        The test labels.
-    paper : dict, optional
-        Strategy -> the paper's R2 (default :data:`PAPER_WEIGHTS_R2`).
-    """
-    paper = PAPER_WEIGHTS_R2 if paper is None else paper
-    rows = []
-    for strategy, results in runs.items():
-        r2 = scores_by_split(dict(enumerate(results)), {"test": test}, cfg,
-                             scores={"R2": r2_score})["R2"]["test"]
-        r2 = r2.unstack("parameter")  # one row per seed
-        row = {"strategy": strategy, "seeds": len(results)}
-        for t in REGRESSION:
-            v = r2[t.name].to_numpy()
-            row[f"R2 {t.name} mean"] = v.mean()
-            row[f"R2 {t.name} std"] = v.std(ddof=1) if len(v) > 1 else np.nan
-        for t in REGRESSION:
-            row[f"paper {t.name} (train)"] = paper.get(strategy, {}).get(t.name, np.nan)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("strategy")
-
-
-def rock_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples,
-               rock: np.ndarray, names, *, n_boot: int = 1000, level: float = 0.95,
-               seed: int = 0) -> pd.DataFrame:
-    """Per rock, method and parameter: R2 and MAE with bootstrap intervals over images.
-
-    Parameters
-    ----------
-    predictions : dict
-        Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``
-        (NaN predictions are left out).
-    truth : Samples
-    rock, names : arrays
-        Rock index of each image and the rock names (from :func:`regression_samples`).
-    n_boot, level, seed
-        Bootstrap resamples, interval coverage and seed
-        (:func:`dmtnn.metrics.bootstrap_ci`).
-    """
-    from dmtnn.metrics import bootstrap_ci
-
-    rows = []
-    for i, name in enumerate(names):
-        sel = np.asarray(rock) == i
-        for method, pred in predictions.items():
-            for t in REGRESSION:
-                y = np.asarray(truth.targets[t.name], float)[sel]
-                p = np.asarray(pred.get(t.name, np.full(len(sel), np.nan)), float)[sel]
-                ok = np.isfinite(p)
-                row = {"rock": str(name), "method": method, "parameter": t.name,
-                       "images": int(ok.sum())}
-                if ok.sum() >= 2:
-                    r2, lo, hi = bootstrap_ci(r2_score, p[ok], y[ok], n_boot=n_boot,
-                                              level=level, seed=seed)
-                    m, mlo, mhi = bootstrap_ci(mae, p[ok], y[ok], n_boot=n_boot,
-                                               level=level, seed=seed)
-                    row.update({"R2": r2, "R2 low": lo, "R2 high": hi,
-                                "MAE": m, "MAE low": mlo, "MAE high": mhi})
-                rows.append(row)
-    return pd.DataFrame(rows).set_index(["rock", "method", "parameter"])
-
-
 def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:
     """The strategy other than ``exclude`` with the best validation score (no test data used)."""
     scores = {s: float(r.history["val score"].max()) for s, r in runs.items() if s != exclude}
     if not scores:
         raise ValueError(f"no strategy other than {exclude!r}")
     return max(scores, key=scores.get)
-
-
-def scores_by_split(runs: dict[str, FitResult], splits: dict[str, Samples], cfg: Config,
-                    *, scores=None, n_boot: int = 0, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Scores of several networks on several sets of images (Appendix A tables).
-
-    Each network predicts each set once; every score in ``scores`` (name ->
-    ``score(pred, target)``; default R2 and MAE) is computed from those
-    predictions. Returns, per score, a frame indexed by (network, parameter)
-    with one column per set; NaN where a (single-task) network does not
-    predict the parameter. With ``n_boot`` > 0, columns ``<set> low`` and
-    ``<set> high`` hold a 95 % bootstrap interval over the set's images. The
-    MAE does not depend on the spread of a set's targets, which R2 does (a few
-    similar slices give an unstable R2).
-    """
-    from dmtnn.metrics import bootstrap_ci
-
-    scores = {"R2": r2_score, "MAE": mae} if scores is None else scores
-    rows: dict[str, list[dict]] = {name: [] for name in scores}
-    for net, res in runs.items():
-        preds = {s: predict_parameters(res, samples.gray, cfg) for s, samples in splits.items()}
-        for t in REGRESSION:
-            for name, score in scores.items():
-                row = {"network": net, "parameter": t.name}
-                for s, samples in splits.items():
-                    p, y = preds[s].get(t.name), samples.targets[t.name]
-                    if p is None:
-                        row[s] = np.nan
-                    elif n_boot:
-                        row[s], row[f"{s} low"], row[f"{s} high"] = bootstrap_ci(
-                            score, p, y, n_boot=n_boot, seed=seed)
-                    else:
-                        row[s] = score(p, y)
-                rows[name].append(row)
-    return {name: pd.DataFrame(r).set_index(["network", "parameter"])
-            for name, r in rows.items()}
-
-
-def lower_of(table: pd.DataFrame, first: str, second: str, parameter: str, split: str) -> str:
-    """"first", "second" or "neither": whose score in ``table`` is lower beyond both
-    intervals (columns ``<split> low`` / ``<split> high``; for an error, lower is better)."""
-    from dmtnn.metrics import compare_intervals
-
-    a, b = table.loc[(first, parameter)], table.loc[(second, parameter)]
-    verdict = compare_intervals((a[f"{split} low"], a[f"{split} high"]),
-                                (b[f"{split} low"], b[f"{split} high"]))
-    return {"first higher": "second", "second higher": "first"}.get(verdict, "neither")

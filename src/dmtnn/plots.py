@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from dmtnn.metrics import pixel_accuracy, r2_score
+
 __all__ = [
     "cube",
     "cubes",
@@ -267,8 +269,6 @@ def segmentation_examples(gray: np.ndarray, label: np.ndarray,
 
     ``rows`` names each image (e.g. its rock) on the left.
     """
-    from dmtnn.metrics import pixel_accuracy
-
     cols = ["grayscale", "label", *predictions]
     fig, axes = plt.subplots(len(gray), len(cols), figsize=(size * len(cols), size * len(gray)),
                              squeeze=False)
@@ -296,8 +296,6 @@ PARAMETER_LABELS = {"phi": "porosity φ", "mu": "shear modulus μ (GPa)",
 def parameter_predictions(pred: dict[str, np.ndarray], true: dict[str, np.ndarray],
                           *, title: str = "", size: float = 3.2):
     """Figs. 10-11: per parameter, a residual histogram above predicted vs true with R2."""
-    from dmtnn.metrics import r2_score
-
     keys = [k for k in PARAMETER_LABELS if k in pred]
     fig, axes = plt.subplots(2, len(keys), figsize=(size * len(keys), size * 1.6),
                              gridspec_kw={"height_ratios": [1, 2]}, squeeze=False)
@@ -325,7 +323,7 @@ def parameter_predictions(pred: dict[str, np.ndarray], true: dict[str, np.ndarra
 
 def dynamic_weight_curves(sigmas=(0.5, 1.0, 2.0), gammas=(0, 1, 2, 3), *, size: float = 3.6):
     """Fig. 4: the dynamic task weight w(k) against the KPI k, for several sigma and gamma."""
-    from dmtnn.losses import dynamic_weight
+    from dmtnn.weighting import dynamic_weight
 
     k = np.linspace(0.01, 0.99, 200)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 0.85))

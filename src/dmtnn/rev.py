@@ -24,29 +24,26 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from dmtnn.artifacts import store_for
 from dmtnn.config import Config, RevConfig, config_hash
-from dmtnn.data.dataset import native_slices, store_for, synthetic_fingerprint
+from dmtnn.data.dataset import native_slices, synthetic_fingerprint
+from dmtnn.data.fem_labels import label_chunk, solver_settings
 from dmtnn.data.real import available, load_real
-from dmtnn.morphology import growing_window_porosity, rev_porosity, rev_size, rev_size_growing
+from dmtnn.data.resample import reduce_binary, square_tiles
+from dmtnn.morphology import growing_window_porosity, rev_porosity
 from dmtnn.rocks import get_rock
 from dmtnn.settings import show_progress
 
 __all__ = [
-    "PAPER_REV_PX",
-    "PAPER_REV_UM",
     "RevCurves",
     "rev_curves",
     "rev_slices",
     "moduli_rev",
-    "moduli_rev_table",
     "porosity_rev",
     "real_porosity_rev",
-    "rev_table",
 ]
 
-PAPER_REV_PX = 200  # paper, section 3.2
 _VERSION = 2  # of the curves' definition; part of the cache key
-PAPER_REV_UM = PAPER_REV_PX * 2.25
 
 
 @dataclass(frozen=True)
@@ -99,9 +96,6 @@ def moduli_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.Dat
     and for ``kappa``, ``mu`` (GPa) and ``porosity`` the ``mean``, ``std`` and
     ``cv`` (= std / mean), e.g. ``kappa_cv``. Unconverged windows are dropped.
     """
-    from dmtnn.data.labels import label_chunk, solver_settings
-    from dmtnn.data.resample import reduce_binary, square_tiles
-
     settings, device = solver_settings(cfg)
     store = store_for(cfg)
     name = "rev/moduli.json"
@@ -174,32 +168,3 @@ def real_porosity_rev(cfg: Config, names=("icl_400", "ibm_100")) -> dict[str, Re
         sizes = [s for s in sizes if 1 <= s <= volume.shape[1]]
         out[f"real Berea ({name})"] = rev_curves(stack, sizes, cfg.rev, voxel, cfg.data.seed)
     return out
-
-
-def rev_table(curves: dict[str, RevCurves], rev: RevConfig) -> pd.DataFrame:
-    """REV per sample by both criteria (``rev.cv_tol``, ``rev.growing_tol``), in um,
-    beside the paper's 200 px (450 um)."""
-    rows = []
-    for name, c in curves.items():
-        rows.append({
-            "sample": name,
-            "φ": float(c.random["mean"].iloc[-1]),
-            "field (µm)": float(c.random["size"].iloc[-1] * c.voxel_um),
-            "REV, spread (µm)": rev_size(c.random, rev.cv_tol) * c.voxel_um,
-            "REV, growing (µm)": rev_size_growing(c.growing, rev.growing_tol) * c.voxel_um,
-            "paper (µm)": PAPER_REV_UM,
-        })
-    return pd.DataFrame(rows)
-
-
-def moduli_rev_table(curves: dict[str, pd.DataFrame], cv_tol: float) -> pd.DataFrame:
-    """Per rock, the smallest window (um) from which the spread of κ, μ and porosity stays
-    below ``cv_tol`` (NaN: not within the field), and the spreads at the network's image size."""
-    rows = []
-    for rock, df in curves.items():
-        row = {"rock": rock}
-        for q, label in (("kappa", "κ"), ("mu", "μ"), ("porosity", "φ")):
-            px = rev_size(df.rename(columns={f"{q}_cv": "cv"}), cv_tol)
-            row[f"REV {label} (µm)"] = px * float(df["size_um"].iloc[0] / df["size"].iloc[0])
-        rows.append(row)
-    return pd.DataFrame(rows)

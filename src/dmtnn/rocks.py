@@ -22,7 +22,13 @@ import csv
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["Rock", "ROCKS", "get_rock", "rock_names"]
+__all__ = ["QUARTZ_K", "QUARTZ_G", "Rock", "ROCKS", "get_rock", "rock_names"]
+
+#: Bulk modulus of quartz in GPa (Mavko et al., The Rock Physics Handbook): the grains'
+#: mineral in the FEM labels (``dmtnn.fem``, ``Config.fem``). Defined here, once.
+QUARTZ_K = 36.6
+#: Shear modulus of quartz in GPa (Mavko et al., The Rock Physics Handbook).
+QUARTZ_G = 45.0
 
 
 @dataclass(frozen=True)

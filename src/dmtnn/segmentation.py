@@ -1,4 +1,4 @@
-"""Segmentation of grayscale slices: the networks, the threshold baseline, their scores.
+"""Segmentation of grayscale slices: the networks and the threshold baseline.
 
 The paper's segmenter (section 4.1, Fig. 9) is a LinkNet trained with binary
 cross-entropy on the threshold labels, then frozen inside DMTNN. Here:
@@ -9,8 +9,8 @@ cross-entropy on the threshold labels, then frozen inside DMTNN. Here:
 - :func:`load_segmenter` gives the trained network back to later notebooks;
 - :func:`threshold_baseline` is the classical method: Otsu's threshold of each
   grayscale image itself;
-- :func:`segmentation_table` scores any set of predicted masks per rock
-  against the labels or, for synthetic rocks, the true geometry.
+- :func:`dmtnn.reports.segmentation_table` scores any set of predicted masks
+  per rock against the labels or, for synthetic rocks, the true geometry.
 """
 
 from __future__ import annotations
@@ -19,25 +19,15 @@ import logging
 from dataclasses import asdict
 
 import numpy as np
-import pandas as pd
 from torch import nn
 
 from dmtnn import models
+from dmtnn.checkpoints import load_checkpoint, run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
-from dmtnn.data.labels import threshold_segment
-from dmtnn.metrics import segmentation_scores
-from dmtnn.train import (
-    SEGMENTATION,
-    CheckpointMismatch,
-    FitResult,
-    Samples,
-    fit,
-    load_checkpoint,
-    predict,
-    run_folder,
-    seed_everything,
-)
+from dmtnn.data.threshold import threshold_segment
+from dmtnn.samples import SEGMENTATION, Samples
+from dmtnn.train import FitResult, fit, predict, seed_everything
 
 __all__ = [
     "ARCHITECTURES",
@@ -46,22 +36,13 @@ __all__ = [
     "load_segmenter",
     "segment",
     "threshold_baseline",
-    "segmentation_table",
-    "PAPER_PA",
-    "paper_comparison",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Segmentation networks by name: the paper's LinkNet and the U-Net baseline.
-ARCHITECTURES = ("linknet", "unet")
-
-#: The paper's test pixel accuracies (section 4.1), in words where it gives no number.
-PAPER_PA = {
-    "LinkNet": "0.96-0.98 per image, mean > 0.97",
-    "U-Net": "about 0.95 (cited)",
-    "threshold": "slightly more accurate than the network (no number)",
-}
+#: Segmentation networks by name (from :data:`dmtnn.models.REGISTRY`): the paper's
+#: LinkNet and the U-Net baseline.
+ARCHITECTURES = models.names("segmentation")
 
 
 def segmentation_samples(ds: Dataset, split: str, target: str = "label") -> Samples:
@@ -74,10 +55,10 @@ def segmentation_samples(ds: Dataset, split: str, target: str = "label") -> Samp
 
 
 def _build(cfg: Config, arch: str) -> nn.Module:
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown segmenter {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    """Segmenter ``arch`` of the registry, initialised from ``cfg.segmenter.seed``."""
+    spec = models.network(arch, "segmentation")
     seed_everything(cfg.segmenter.seed, 0)  # the initial weights
-    return models.build(arch, in_channels=1, width=cfg.segmenter.width)
+    return spec.build(in_channels=1, width=cfg.segmenter.width)
 
 
 def train_segmenter(
@@ -91,13 +72,8 @@ def train_segmenter(
     model = _build(cfg, arch)
     folder = run_folder(cfg, f"segmenter-{arch}")
     train, val = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
-    try:
-        return fit(model, SEGMENTATION, train, val, cfg.segmenter, folder, device=cfg.device,
-                   progress=progress)
-    except CheckpointMismatch as err:
-        log.warning("%s; training afresh", err)
-        return fit(_build(cfg, arch), SEGMENTATION, train, val, cfg.segmenter, folder,
-                   device=cfg.device, resume=False, progress=progress)
+    return fit(model, SEGMENTATION, train, val, cfg.segmenter, folder, device=cfg.device,
+               on_mismatch="restart", progress=progress)
 
 
 def load_segmenter(cfg: Config, arch: str = "linknet") -> tuple[nn.Module, dict]:
@@ -136,55 +112,3 @@ def threshold_baseline(gray: np.ndarray) -> np.ndarray:
     if gray.ndim == 2:
         gray = gray[None]
     return np.stack([threshold_segment(g) for g in gray])
-
-
-def segmentation_table(
-    test: dict[str, np.ndarray],
-    predictions: dict[str, np.ndarray],
-    reference: str = "label",
-) -> pd.DataFrame:
-    """Scores per rock and method, plus the all-grain floor and the pooled mean.
-
-    Parameters
-    ----------
-    test : dict
-        A split from :meth:`Dataset.split`: ``rock`` indices, ``names`` and the
-        ``reference`` masks.
-    predictions : dict of str to (N, H, W) masks
-        Method name -> predicted masks in the order of ``test``.
-    reference : {"label", "truth"}
-        Score against the threshold labels or the true geometry.
-
-    Returns
-    -------
-    DataFrame indexed by (rock, method) with PA, pore IoU, pore Dice and the
-    porosity error; rock ``"all"`` pools every test image.
-    """
-    if reference not in test:
-        raise KeyError(f"no {reference!r} masks in the test split")
-    ref = test[reference]
-    methods = {**predictions, "all grain": np.ones_like(ref)}
-    rows = []
-    groups = [(str(test["names"][i]), test["rock"] == i) for i in np.unique(test["rock"])]
-    for rock, sel in [*groups, ("all", np.ones(len(ref), bool))]:
-        for method, pred in methods.items():
-            if pred.shape != ref.shape:
-                raise ValueError(f"{method}: predictions {pred.shape} vs reference {ref.shape}")
-            rows.append({"rock": rock, "method": method,
-                         **segmentation_scores(pred[sel], ref[sel])})
-    return pd.DataFrame(rows).set_index(["rock", "method"])
-
-
-def paper_comparison(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame:
-    """Our pooled test PA of each method beside the paper's words.
-
-    Parameters
-    ----------
-    table : DataFrame
-        From :func:`segmentation_table` (uses its ``"all"`` rows).
-    methods : dict
-        Our method name -> key of :data:`PAPER_PA`.
-    """
-    rows = [{"method": ours, "PA (ours)": table.loc[("all", ours), "PA"],
-             "PA (paper)": PAPER_PA[paper]} for ours, paper in methods.items()]
-    return pd.DataFrame(rows).set_index("method")

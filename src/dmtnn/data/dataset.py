@@ -32,11 +32,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dmtnn.artifacts import Store, artifacts_root
+from dmtnn.artifacts import store_for
 from dmtnn.config import Config, DataConfig, config_hash
 from dmtnn.data import ct, drp, synthetic
-from dmtnn.data.labels import otsu_threshold
 from dmtnn.data.resample import reduce_binary, reduce_gray
+from dmtnn.data.threshold import otsu_threshold
+from dmtnn.metrics import pixel_accuracy
+from dmtnn.morphology import porosity
 from dmtnn.rocks import get_rock
 from dmtnn.settings import show_progress
 
@@ -50,7 +52,6 @@ __all__ = [
     "native_slices",
     "generate_rock",
     "build_dataset",
-    "store_for",
     "summary",
     "rock_key",
 ]
@@ -305,11 +306,6 @@ def _make_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
     return generate_rock(cfg, rock) if cfg.source == "synthetic" else read_drp_rock(cfg, rock)
 
 
-def store_for(cfg: Config) -> Store:
-    """The artifact store of a run: ``artifacts/<profile>``."""
-    return Store(artifacts_root() / cfg.profile)
-
-
 def _rock_file(rock: str) -> str:
     return f"data/{get_rock(rock).prefix}.npz"
 
@@ -379,9 +375,6 @@ def summary(dataset: Dataset) -> pd.DataFrame:
     (threshold segmentation), ``label PA`` (label vs truth pixel accuracy;
     synthetic only) and ``threshold`` (gray level).
     """
-    from dmtnn.metrics import pixel_accuracy
-    from dmtnn.morphology import porosity
-
     cfg = dataset.config
     roles = {**{get_rock(r).name: "train" for r in cfg.train_rocks},
              **{get_rock(r).name: "held-out" for r in cfg.heldout_rocks},

@@ -12,6 +12,9 @@ ibm_100    berea_ibm_100/binary_image  100^3      2.25      IBM flowdiscovery (l
 dpm_110    berea_dpm_110/berea_pore    110^3      unknown   UT Austin dpm_tools
 icl_400    berea_icl_400/berea.zip     400^3      5.345     Imperial College (Dong & Blunt 2009)
 =========  ==========================  =========  ========  =====================
+
+:func:`real_windows` cuts a volume into the run's images (and images them with
+the CT model); :mod:`dmtnn.data.fem_labels` labels those windows by FEM.
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
+from dmtnn.artifacts import repo_root
+from dmtnn.config import Config
+from dmtnn.data import ct
 from dmtnn.data.drp import open_volume
+from dmtnn.data.resample import reduce_binary, reduce_gray, square_tiles
+from dmtnn.data.synthetic import PORE, QUARTZ
 
 __all__ = [
     "RealVolume",
@@ -34,6 +43,7 @@ __all__ = [
     "available",
     "load_real",
     "real_slices",
+    "real_windows",
 ]
 
 ENV_VAR = "DMTNN_REAL_DATA"
@@ -71,8 +81,6 @@ def real_root() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    from dmtnn.artifacts import repo_root
-
     repo = repo_root() or repo_root(Path(__file__).parent)
     base = repo.parent if repo is not None else Path.cwd()
     return base / "shared" / "data" / "real"
@@ -104,8 +112,6 @@ def load_real(name: str) -> tuple[np.ndarray, float | None]:
             f"{', '.join(sorted({p.path.split('/')[0] for p in REAL_VOLUMES.values()}))})"
         )
     if path.suffix == ".zip":
-        import tifffile
-
         with zipfile.ZipFile(path) as zf:
             member = next(n for n in zf.namelist() if n.lower().endswith((".tif", ".tiff")))
             volume = tifffile.imread(io.BytesIO(zf.read(member)))
@@ -132,8 +138,6 @@ def real_slices(name: str, pixel_um: float, *, every: int = 1) -> np.ndarray:
     every : int
         Take every ``every``-th slice.
     """
-    from dmtnn.data.resample import reduce_binary
-
     volume, voxel = load_real(name)
     if voxel is None:
         raise ValueError(f"real volume {name} has no known voxel size; cannot rescale it")
@@ -141,3 +145,37 @@ def real_slices(name: str, pixel_um: float, *, every: int = 1) -> np.ndarray:
     if size > volume.shape[1]:
         raise ValueError(f"{name}: {pixel_um} um pixels are finer than its {voxel} um voxels")
     return reduce_binary(volume[::every], size)
+
+
+def real_windows(cfg: Config, name: str, n_images: int, gray: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Windows of a real binary volume at the run's pixel and image size (and their gray).
+
+    Slices spread through the volume are reduced to ``cfg.data.pixel_um`` and
+    cut into non-overlapping ``image_size`` windows. With ``gray``, each slice
+    is also imaged by the CT forward model at the volume's voxel size (grain
+    as quartz, pore as pore; seeded per slice) and area-averaged the same way.
+
+    Returns the binary windows (N, S, S) uint8, 1 = grain, and their gray
+    (N, S, S) uint8, or ``None`` without ``gray``.
+    """
+    s = cfg.data.image_size
+    volume = REAL_VOLUMES[name]
+    if volume.voxel_um is None:
+        raise ValueError(f"real volume {name} has no known voxel size")
+    side = round(volume.shape[1] * volume.voxel_um / cfg.data.pixel_um)
+    per = (side // s) ** 2
+    if per == 0:
+        raise ValueError(f"{name}: slices of {side} px are smaller than {s} px images")
+    every = max(1, volume.shape[0] // -(-n_images // per))  # just enough slices, spread out
+    binary = square_tiles(real_slices(name, cfg.data.pixel_um, every=every), s)[:n_images]
+    if not gray:
+        return binary, None
+    native, voxel = load_real(name)
+    grays = []
+    for k, solid in enumerate(native[::every]):
+        phases = np.where(solid == 1, QUARTZ, PORE).astype(np.uint8)
+        rng = np.random.default_rng([cfg.data.seed, k])
+        image = ct.forward(phases, voxel, depth=k * every / len(native), rng=rng)
+        grays.append(np.rint(reduce_gray(image[None], side)[0]).astype(np.uint8))
+    return binary, square_tiles(np.stack(grays), s)[:n_images]

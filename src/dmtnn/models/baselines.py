@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from dmtnn.models.blocks import channels, init_weights
-from dmtnn.models.dmtnn import TASKS, conv_bn_relu
+from dmtnn.models.dmtnn_net import TASKS, conv_bn_relu
 
 __all__ = ["CNN", "HardSharing", "SoftSharing", "CrossStitch", "cnn", "hard_sharing",
            "soft_sharing"]

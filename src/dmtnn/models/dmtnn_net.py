@@ -20,6 +20,10 @@ so that the totals match at 256 x 256 (see ``tests/test_models.py``).
 
 ``mtnn_ws`` is the same network without the segmentation module (Appendix
 A): the grayscale image enters the parameter-sharing network directly.
+
+The builders are :func:`dmtnn_net` (registry name ``"dmtnn"``; the module and
+the function are not called ``dmtnn``, which is the package) and
+:func:`mtnn_ws`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from torch import nn
 from dmtnn.models.blocks import channels, init_weights
 
 __all__ = ["TASKS", "conv_bn_relu", "SharingNetwork", "FeatureModule", "Subnet",
-           "InformationExtraction", "DMTNN", "dmtnn", "mtnn_ws"]
+           "InformationExtraction", "DMTNN", "dmtnn_net", "mtnn_ws"]
 
 #: The regression outputs: porosity, shear modulus, bulk modulus.
 TASKS = ("phi", "mu", "K")
@@ -207,7 +211,7 @@ class DMTNN(nn.Module):
         return {**self.extraction(shared), **out}
 
 
-def dmtnn(segmenter: nn.Module, image_size: int = 256, width: float = 1.0,
+def dmtnn_net(segmenter: nn.Module, image_size: int = 256, width: float = 1.0,
           depth: int = 2, tasks: tuple[str, ...] = TASKS) -> DMTNN:
     """DMTNN on a trained segmenter (frozen); about 2.2e7 parameters at 256 px, width 1."""
     return DMTNN(segmenter, image_size, width, depth, tasks=tasks)

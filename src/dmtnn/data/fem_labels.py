@@ -1,31 +1,18 @@
-"""The labels: threshold segmentation, and porosity and elastic moduli by FEM.
+"""The elastic labels: porosity and moduli of binary images by FEM.
 
-Threshold segmentation
-----------------------
-The portal's binary volumes, and so the paper's labels, come from a global
-threshold of the grayscale scan. We use Otsu's method [1]_: the threshold that
-maximises the between-class variance of the gray-level histogram, computed
-once per rock (one global threshold, as for a whole scanned volume) and
-applied to every slice: grain where ``gray > threshold``. Like the portal's
-binary volumes, which were segmented from its filtered grayscale, the
-dataset thresholds the denoised image (:func:`dmtnn.data.ct.denoise`) at the
-scan's native resolution, then reduces the binary image by area fraction.
-
-References
-----------
-.. [1] Otsu, N. (1979). A threshold selection method from gray-level
-   histograms. IEEE Trans. Systems, Man, and Cybernetics 9(1), 62-66.
-
-Elastic labels
---------------
 :func:`fem_labels` computes porosity, the 2D bulk modulus ``kappa``, the
 shear modulus ``mu`` and the full stiffness ``C`` of every image of a
-dataset with :mod:`dmtnn.fem`, for the threshold labels (the paper's labels)
-and, on synthetic data, the true geometry. Results are cached per rock in
-parts of ``fem.chunk`` images, so a killed run resumes where it stopped; a
-solve that did not converge is stored as NaN with ``converged = False`` and
-must be dropped by every consumer. With a ``dask.distributed`` client the
-same chunks are mapped over a cluster (optional: Dask is not a dependency).
+dataset with :mod:`dmtnn.fem`, for the threshold labels (the paper's labels,
+:mod:`dmtnn.data.threshold`) and, on synthetic data, the true geometry.
+Results are cached per rock in parts of ``fem.chunk`` images, so a killed run
+resumes where it stopped; a solve that did not converge is stored as NaN with
+``converged = False`` and must be dropped by every consumer. With a
+``dask.distributed`` client the same chunks are mapped over a cluster
+(optional: Dask is not a dependency).
+
+:func:`real_labels` and :func:`real_samples` label windows of the real Berea
+volumes (:func:`dmtnn.data.real.real_windows`) the same way, and
+:func:`trend_ratio` compares a sample's labels with such a reference.
 """
 
 from __future__ import annotations
@@ -35,15 +22,19 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from skimage.filters import threshold_otsu
+import torch
 from tqdm import tqdm
 
+from dmtnn import fem as solver
+from dmtnn.artifacts import store_for
 from dmtnn.config import Config, config_hash
+from dmtnn.data.dataset import Dataset, rock_key
+from dmtnn.data.real import real_windows
+from dmtnn.morphology import porosity
+from dmtnn.rocks import get_rock
 from dmtnn.settings import show_progress
 
 __all__ = [
-    "otsu_threshold",
-    "threshold_segment",
     "fem_labels",
     "label_chunk",
     "solver_settings",
@@ -59,37 +50,6 @@ LABEL_FIELDS = ("porosity", "kappa", "mu", "C", "converged", "n_iter", "seconds"
 _FEM_LABELS_VERSION = 1
 
 
-def otsu_threshold(gray: np.ndarray) -> float:
-    """Otsu's threshold of a grayscale image or stack (any shape).
-
-    >>> otsu_threshold(np.array([10, 10, 12, 200, 202, 202], dtype=np.uint8))
-    12.0
-    """
-    gray = np.asarray(gray)
-    if gray.size == 0:
-        raise ValueError("cannot threshold an empty image")
-    if np.issubdtype(gray.dtype, np.floating) and not np.isfinite(gray).all():
-        raise ValueError("grayscale image contains NaN or infinite values")
-    if gray.min() == gray.max():
-        raise ValueError(f"grayscale image is constant ({gray.min()}): nothing to threshold")
-    return float(threshold_otsu(gray))
-
-
-def threshold_segment(gray: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Binary segmentation, 1 = grain (``gray > threshold``), 0 = pore.
-
-    Parameters
-    ----------
-    gray : array
-        Grayscale image(s); pores dark.
-    threshold : float, optional
-        Default: Otsu's threshold of ``gray`` itself.
-    """
-    if threshold is None:
-        threshold = otsu_threshold(gray)
-    return (np.asarray(gray) > threshold).astype(np.uint8)
-
-
 def solver_settings(cfg: Config) -> tuple[dict, str | None]:
     """The FEM settings and device of a run, as :func:`label_chunk` takes them."""
     settings = {k: v for k, v in asdict(cfg.fem).items() if k != "kinds"}
@@ -103,11 +63,6 @@ def label_chunk(images: np.ndarray, fem: dict, device: str | None = None) -> dic
     ``plane``, ``dtype``, ``tol``). A plain function of arrays, so it can be
     shipped to a Dask worker.
     """
-    import torch
-
-    from dmtnn import fem as solver
-    from dmtnn.morphology import porosity
-
     t0 = time.perf_counter()
     res = solver.elastic_moduli(images, phase_moduli={0: (0.0, 0.0), 1: (fem["K"], fem["G"])},
                                 plane=fem["plane"], tol=fem["tol"], device=device,
@@ -119,7 +74,7 @@ def label_chunk(images: np.ndarray, fem: dict, device: str | None = None) -> dic
 
 
 def fem_labels(
-    cfg: Config, dataset, *, kinds=None, client=None, progress: bool | None = None
+    cfg: Config, dataset: Dataset, *, kinds=None, client=None, progress: bool | None = None
 ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Porosity and FEM moduli of every image of ``dataset``, cached and resumable.
 
@@ -146,9 +101,6 @@ def fem_labels(
     ``porosity``, ``kappa``, ``mu`` (GPa, per image), ``C`` (N, 3, 3) GPa,
     ``converged``, ``n_iter``, and ``seconds`` (solver time per image).
     """
-    from dmtnn.data.dataset import rock_key, store_for
-    from dmtnn.rocks import get_rock
-
     store, f = store_for(cfg), cfg.fem
     kinds = f.kinds if kinds is None else kinds
     settings, device = solver_settings(cfg)
@@ -174,7 +126,7 @@ def fem_labels(
             store.save_arrays(name, label_chunk(images, settings, device), key=key)
             bar.update()
     else:
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed  # optional: only with a Dask client
 
         futures = {client.submit(label_chunk, images, settings, device, pure=False): (name, key)
                    for name, key, images, _ in missing}
@@ -215,50 +167,16 @@ def labels_table(labels: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _real_windows(cfg: Config, name: str, n_images: int, gray: bool = False):
-    """Windows of a real binary volume at the run's pixel and image size (and their gray).
-
-    Slices spread through the volume are reduced to ``cfg.data.pixel_um`` and
-    cut into non-overlapping ``image_size`` windows. With ``gray``, each slice
-    is also imaged by the CT forward model at the volume's voxel size (grain
-    as quartz, pore as pore; seeded per slice) and area-averaged the same way.
-    """
-    from dmtnn.data import ct
-    from dmtnn.data.real import REAL_VOLUMES, load_real, real_slices
-    from dmtnn.data.resample import reduce_gray, square_tiles
-    from dmtnn.data.synthetic import PORE, QUARTZ
-
-    s = cfg.data.image_size
-    volume = REAL_VOLUMES[name]
-    if volume.voxel_um is None:
-        raise ValueError(f"real volume {name} has no known voxel size")
-    side = round(volume.shape[1] * volume.voxel_um / cfg.data.pixel_um)
-    per = (side // s) ** 2
-    if per == 0:
-        raise ValueError(f"{name}: slices of {side} px are smaller than {s} px images")
-    every = max(1, volume.shape[0] // -(-n_images // per))  # just enough slices, spread out
-    binary = square_tiles(real_slices(name, cfg.data.pixel_um, every=every), s)[:n_images]
-    if not gray:
-        return binary, None
-    native, voxel = load_real(name)
-    grays = []
-    for k, solid in enumerate(native[::every]):
-        phases = np.where(solid == 1, QUARTZ, PORE).astype(np.uint8)
-        rng = np.random.default_rng([cfg.data.seed, k])
-        image = ct.forward(phases, voxel, depth=k * every / len(native), rng=rng)
-        grays.append(np.rint(reduce_gray(image[None], side)[0]).astype(np.uint8))
-    return binary, square_tiles(np.stack(grays), s)[:n_images]
-
-
 def real_labels(cfg: Config, name: str = "icl_400", n_images: int = 48) -> dict[str, np.ndarray]:
     """FEM labels of windows of a real binary volume at the run's pixel size and image size.
 
     Slices spread through the volume are reduced to ``cfg.data.pixel_um`` and
-    cut into non-overlapping ``image_size`` windows; ``n_images`` of them are
-    labelled like the dataset. Raises :class:`dmtnn.data.real.RealDataMissing`
-    when the volume is absent.
+    cut into non-overlapping ``image_size`` windows
+    (:func:`dmtnn.data.real.real_windows`); ``n_images`` of them are labelled
+    like the dataset. Raises :class:`dmtnn.data.real.RealDataMissing` when the
+    volume is absent.
     """
-    images, _ = _real_windows(cfg, name, n_images)
+    images, _ = real_windows(cfg, name, n_images)
     return label_chunk(images, *solver_settings(cfg))
 
 
@@ -273,7 +191,7 @@ def real_samples(cfg: Config, name: str = "icl_400", n_images: int = 48
     binary windows, 1 = grain) and the arrays of :data:`LABEL_FIELDS`.
     Raises :class:`dmtnn.data.real.RealDataMissing` when the volume is absent.
     """
-    solid, gray = _real_windows(cfg, name, n_images, gray=True)
+    solid, gray = real_windows(cfg, name, n_images, gray=True)
     return {"gray": gray, "solid": solid, **label_chunk(solid, *solver_settings(cfg))}
 
 

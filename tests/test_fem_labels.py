@@ -1,12 +1,15 @@
 """Elastic labels of a dataset: values, caching, resume after a kill, non-convergence."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from dmtnn import fem
+from dmtnn.artifacts import store_for
 from dmtnn.data import build_dataset
-from dmtnn.data.dataset import store_for
-from dmtnn.data.labels import LABEL_FIELDS, fem_labels
+from dmtnn.data.fem_labels import LABEL_FIELDS, fem_labels, labels_table, real_labels, trend_ratio
+from dmtnn.data.real import available
 from dmtnn.morphology import porosity
 
 
@@ -25,8 +28,6 @@ def test_labels_match_a_direct_call_and_respect_the_bounds(tiny_cfg):
 
 
 def test_resume_after_a_kill_computes_only_what_is_missing(tiny_cfg, monkeypatch):
-    from dataclasses import replace
-
     cfg = replace(tiny_cfg, fem=replace(tiny_cfg.fem, chunk=5))  # 12 images -> parts of 5, 5, 2
     ds = build_dataset(cfg)
     real_solver, calls = fem.elastic_moduli, []
@@ -60,8 +61,6 @@ def test_unconverged_solves_are_stored_as_nan(tiny_cfg, monkeypatch):
 
 
 def test_trend_ratio_against_a_linear_reference():
-    from dmtnn.data.labels import trend_ratio
-
     phi = np.array([0.1, 0.2, 0.3, 0.4])
     reference = {"porosity": phi, "kappa": 10 - 20 * phi, "converged": np.ones(4, bool)}
     sample = {"porosity": np.array([0.2, 0.25, 0.3]), "kappa": np.array([3.0, 5.0, np.nan]),
@@ -70,9 +69,6 @@ def test_trend_ratio_against_a_linear_reference():
 
 
 def test_labels_table_counts_and_real_windows(tiny_cfg):
-    from dmtnn.data.labels import labels_table, real_labels
-    from dmtnn.data.real import available
-
     ds = build_dataset(tiny_cfg)
     table = labels_table(fem_labels(tiny_cfg, ds, progress=False))
     assert table["n"].tolist() == [12, 12, 3, 3] and (table["converged"] == 1).all()
