@@ -58,7 +58,7 @@ def _flops(cfg, arch: str, **kwargs) -> tuple[float, float]:
         if spec.segmenter:  # DMTNN: on a frozen LinkNet of the segmenter's width
             segmenter = models.build("linknet", width=cfg.segmenter.width)
             kwargs["segmenter"] = segmenter.requires_grad_(False)
-        model = spec.build(image_size=size, width=cfg.train.width, **kwargs)
+        model = spec.build(image_size=size, width=cfg.multitask.width, **kwargs)
     return flops_per_image(model, size)
 
 
@@ -68,7 +68,7 @@ def budget(profile: str) -> list[Runs]:
     _, split = slab_layout(d.slices_per_rock, d.val_fraction, d.test_fraction, d.gap_slices)
     per_rock = {s: int((split == code).sum()) for s, code in (("train", 0), ("val", 1))}
     n_train, n_val = (len(d.train_rocks) * per_rock[s] for s in ("train", "val"))
-    sc, tc, lc = cfg.segmenter, cfg.train, cfg.loss
+    sc, tc, lc = cfg.segmenter, cfg.multitask, cfg.loss
     at = cfg.appendix.train_config(tc)
     rows = []
     for arch in ("linknet", "unet"):
@@ -88,7 +88,7 @@ def budget(profile: str) -> list[Runs]:
         if depth != 2:  # depth 2 is the MTNN above
             f, t = _flops(cfg, "dmtnn", depth=depth)
             rows.append(Runs("08_appendix_a", f"dmtnn depth {depth}", 1, *one, at.epochs, t, f))
-    for task in ("phi", "mu", "K"):
+    for task in ("phi", "mu", "kappa"):
         f, t = _flops(cfg, "dmtnn", tasks=(task,))
         rows.append(Runs("08_appendix_a", f"dmtnn {task} only", 1, *one, at.epochs, t, f))
     return rows

@@ -95,7 +95,7 @@ def random_samples(n: int, size: int, seed: int = 0) -> Samples:
     mask = (gray > 90).astype(np.uint8)
     phi = 1 - mask.mean(axis=(1, 2))
     return Samples(gray, {"mask": mask, "phi": phi, "mu": 40 * (1 - phi) ** 2,
-                          "K": 50 * (1 - phi) ** 2})
+                          "kappa": 50 * (1 - phi) ** 2})
 
 
 def tasks_of(arch: str):

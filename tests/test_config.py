@@ -20,7 +20,7 @@ def test_paper_profile_is_the_papers_setting():
     _, split = slab_layout(d.slices_per_rock, d.val_fraction, d.test_fraction, d.gap_slices)
     # per rock 834 / 83 / 83 slices: 5004 / 498 / 498 over six rocks (paper: 5000 / 500 / 500)
     assert np.bincount(split).tolist() == [834, 83, 83]
-    assert load_profile("paper").train.epochs == 100
+    assert load_profile("paper").multitask.epochs == 100
     assert "Castle Gate" not in d.train_rocks and d.heldout_rocks == ("Castle Gate",)
 
 
@@ -31,6 +31,11 @@ def test_overrides_and_errors():
         load_profile("fast")
     with pytest.raises(ValueError, match="unknown setting data.imagesize"):
         load_profile("ci", data={"imagesize": 32})
+    # the networks' training settings: ``multitask`` (beside ``segmenter``), not ``train``
+    with pytest.raises(ValueError, match="unknown setting train; valid: .*multitask"):
+        load_profile("ci", train={"epochs": 1})
+    with pytest.raises(ValueError, match="multitask.schedule must be"):
+        load_profile("ci", multitask={"schedule": "linear"})
     with pytest.raises(ValueError, match="slices_per_rock=3"):
         load_profile("ci", data={"slices_per_rock": 3})
 
@@ -43,9 +48,9 @@ def test_config_hash_follows_content():
 
 def test_appendix_training_settings_and_rock():
     quick = load_profile("quick")
-    assert quick.appendix.train_config(quick.train).epochs == quick.appendix.epochs == 16
-    assert quick.appendix.train_config(quick.train).width == quick.train.width
+    assert quick.appendix.train_config(quick.multitask).epochs == quick.appendix.epochs == 16
+    assert quick.appendix.train_config(quick.multitask).width == quick.multitask.width
     ci = load_profile("ci")
-    assert ci.appendix.train_config(ci.train) == ci.train  # no override: the same settings
+    assert ci.appendix.train_config(ci.multitask) == ci.multitask  # no override: the same
     with pytest.raises(ValueError, match="appendix.rock 'Castle Gate' must be one of"):
         load_profile("ci", appendix={"rock": "Castle Gate"})

@@ -12,12 +12,7 @@ from dmtnn.models import cnn, count_parameters, dmtnn_net, layer_table, linknet1
 SMALL = (1, 1, 64, 64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # shared cores
 
 
 @pytest.fixture(scope="module")

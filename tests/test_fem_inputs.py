@@ -64,9 +64,9 @@ def test_cuda_requested_without_cuda():
         fem.effective_stiffness(np.ones((4, 4)), device="cuda")
 
 
-def test_label_images_bad_batch_size():
+def test_elastic_moduli_batched_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
-        fem.label_images(np.ones((2, 4, 4)), batch_size=0, progress=False)
+        fem.elastic_moduli_batched(np.ones((2, 4, 4)), batch_size=0, progress=False)
 
 
 @pytest.mark.parametrize("func", [fem.effective_stiffness, fem.elastic_moduli])

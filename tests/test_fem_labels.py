@@ -19,10 +19,10 @@ def test_labels_match_a_direct_call_and_respect_the_bounds(tiny_cfg):
     berea = labels["Berea"]["label"]
     assert set(berea) == set(LABEL_FIELDS) and berea["kappa"].shape == (12,)
     assert set(labels["Castle Gate"]) == {"label", "truth"}
-    assert np.allclose(berea["porosity"], porosity(ds["Berea"].label, axis=(1, 2)))
+    assert np.allclose(berea["phi"], porosity(ds["Berea"].label, axis=(1, 2)))
     direct = fem.elastic_moduli(ds["Berea"].label[:3])
     assert np.allclose(berea["kappa"][:3], direct.kappa, rtol=1e-4)
-    k_hs, m_hs = fem.hashin_shtrikman_upper_2d(berea["porosity"], *fem.solid_moduli_2d(36.6, 45.0))
+    k_hs, m_hs = fem.hashin_shtrikman_upper_2d(berea["phi"], *fem.solid_moduli_2d(36.6, 45.0))
     assert berea["converged"].all()
     assert np.all(berea["kappa"] <= k_hs * (1 + 1e-6)) and np.all(berea["kappa"] > 0)
 
@@ -62,8 +62,8 @@ def test_unconverged_solves_are_stored_as_nan(tiny_cfg, monkeypatch):
 
 def test_trend_ratio_against_a_linear_reference():
     phi = np.array([0.1, 0.2, 0.3, 0.4])
-    reference = {"porosity": phi, "kappa": 10 - 20 * phi, "converged": np.ones(4, bool)}
-    sample = {"porosity": np.array([0.2, 0.25, 0.3]), "kappa": np.array([3.0, 5.0, np.nan]),
+    reference = {"phi": phi, "kappa": 10 - 20 * phi, "converged": np.ones(4, bool)}
+    sample = {"phi": np.array([0.2, 0.25, 0.3]), "kappa": np.array([3.0, 5.0, np.nan]),
               "converged": np.array([True, True, False])}
     assert trend_ratio(sample, reference, "kappa").tolist() == pytest.approx([0.5, 1.0])
 
@@ -76,7 +76,7 @@ def test_labels_table_counts_and_real_windows(tiny_cfg):
         pytest.skip("real Berea volume absent")
     real = real_labels(tiny_cfg, "icl_400", n_images=5)
     assert real["kappa"].shape == (5,) and real["converged"].all()
-    assert np.all((real["porosity"] > 0) & (real["porosity"] < 0.6))
+    assert np.all((real["phi"] > 0) & (real["phi"] < 0.6))
 
 
 def test_labels_on_a_local_dask_cluster_equal_the_local_ones(tiny_cfg, tmp_path, monkeypatch):
@@ -90,5 +90,5 @@ def test_labels_on_a_local_dask_cluster_equal_the_local_ones(tiny_cfg, tmp_path,
         there = fem_labels(tiny_cfg, build_dataset(tiny_cfg), kinds=("label",), client=client,
                            progress=False)
     for rock in here:
-        for field in ("porosity", "kappa", "mu", "converged"):
+        for field in ("phi", "kappa", "mu", "converged"):
             assert np.allclose(here[rock]["label"][field], there[rock]["label"][field])

@@ -143,10 +143,10 @@ def test_batch_equals_single_and_chunks(porous_batch):
     one = fem.elastic_moduli(torch.from_numpy(imgs[1]), tol=1e-9, dtype=torch.float64,
                              device="cpu")
     np.testing.assert_allclose(one.C[0], r.C[1], rtol=0, atol=1e-9 * np.abs(r.C[1]).max())
-    lab = fem.label_images(imgs[:3], batch_size=2, progress=False, tol=1e-9,
-                           dtype=torch.float64, device="cpu")
-    np.testing.assert_allclose(lab.kappa, r.kappa[:3], rtol=1e-8)
-    assert lab.C.shape == (3, 3, 3) and lab.converged.shape == (3,)
+    batched = fem.elastic_moduli_batched(imgs[:3], batch_size=2, progress=False, tol=1e-9,
+                                         dtype=torch.float64, device="cpu")
+    np.testing.assert_allclose(batched.kappa, r.kappa[:3], rtol=1e-8)
+    assert batched.C.shape == (3, 3, 3) and batched.converged.shape == (3,)
 
 
 # --------------------------------------------------------------------------------------

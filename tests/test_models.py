@@ -31,12 +31,7 @@ def images(size: int = SIZE, batch: int = BATCH) -> torch.Tensor:
     return torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # shared cores
 
 
 def test_the_registry_holds_every_network_once():

@@ -22,12 +22,7 @@ from dmtnn.models import (
 SMALL = (1, 1, 64, 64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # shared cores
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +87,7 @@ def test_dmtnn_table_is_readable_and_split_as_the_paper(paper):
     parts = [b.split(".")[0] if b.split(".")[0] != "extraction" else b.split(".")[1]
              for b in table["block"]]
     firsts = [p for i, p in enumerate(parts) if i == 0 or parts[i - 1] != p]
-    assert firsts == ["segmenter", "sharing", "phi", "mu", "K"]
+    assert firsts == ["segmenter", "sharing", "phi", "mu", "kappa"]
     # the paper's shared feature map: 64 channels at full resolution
     assert table.loc[table["block"] == "sharing.conv3", "output shape"].item() == (64, 256, 256)
 

@@ -22,7 +22,7 @@ def fake_labels(ds, converged_every=True):
         conv = np.ones(len(phi), bool)
         if not converged_every and len(r.select("train")):
             conv[r.select("train")[0]] = False
-        out[name] = {"label": {"porosity": phi, "mu": 40 * (1 - phi) ** 2,
+        out[name] = {"label": {"phi": phi, "mu": 40 * (1 - phi) ** 2,
                                "kappa": 50 * (1 - phi) ** 2, "converged": conv}}
     return out
 
@@ -38,7 +38,7 @@ def test_regression_samples_drop_unconverged_solves(tiny):
     full, _ = regression_samples(ds, fake_labels(ds), "train")
     part, info = regression_samples(ds, fake_labels(ds, converged_every=False), "train")
     assert len(part) == len(full) - 1 and info["dropped"] == 1
-    assert set(part.targets) == {"phi", "mu", "K", "mask"}
+    assert set(part.targets) == {"phi", "mu", "kappa", "mask"}
     np.testing.assert_allclose(part.targets["phi"], 1 - part.targets["mask"].mean(axis=(1, 2)))
     assert "truth" in info and len(info["rock"]) == len(part)
     with pytest.raises(KeyError, match="run notebook 03"):
@@ -47,7 +47,7 @@ def test_regression_samples_drop_unconverged_solves(tiny):
 
 def test_dmtnn_and_cnn_train_and_predict_in_physical_units(tiny):
     cfg, ds = tiny
-    cfg = replace(cfg, train=replace(cfg.train, epochs=2))
+    cfg = replace(cfg, multitask=replace(cfg.multitask, epochs=2))
     train_segmenter(cfg, ds, "linknet", progress=False)
     labels = fake_labels(ds)
     train, _ = regression_samples(ds, labels, "train")
@@ -60,7 +60,7 @@ def test_dmtnn_and_cnn_train_and_predict_in_physical_units(tiny):
         h = runs[net][0].history
         assert len(h) == 2 and np.isfinite(h["train loss"]).all()
         pred = predict_parameters(runs[net][0], val.gray, cfg)
-        assert {k: v.shape for k, v in pred.items()} == {k: (len(val),) for k in ("phi", "mu", "K")}
+        assert {k: v.shape for k, v in pred.items()} == {k: (len(val),) for k in ("phi", "mu", "kappa")}
     # the moduli come back in GPa: the scale of the training labels, not standardised
     assert runs["dmtnn"][0].scales["mu"][0] == pytest.approx(train.targets["mu"].mean())
     table = strategy_table(runs, val, cfg)
@@ -73,9 +73,9 @@ def test_segment_then_simulate_of_solid_and_porous_masks(tiny):
     masks = np.concatenate([np.ones((1, 32, 32), np.uint8), ds["Berea"].label[:2]])
     params, seconds = segment_then_simulate(masks, cfg)
     np.testing.assert_allclose(params["phi"], 1 - masks.mean(axis=(1, 2)))
-    # an all-grain mask is quartz in plane strain: mu = G, 2D kappa = K + G / 3
+    # an all-grain mask is quartz in plane strain: mu = G, 2D kappa = K + G / 3 (quartz's K, G)
     assert params["mu"][0] == pytest.approx(cfg.fem.G, rel=1e-4)
-    assert params["K"][0] == pytest.approx(cfg.fem.K + cfg.fem.G / 3, rel=1e-4)
+    assert params["kappa"][0] == pytest.approx(cfg.fem.K + cfg.fem.G / 3, rel=1e-4)
     assert (params["mu"][1:] < cfg.fem.G).all() and seconds > 0
 
 

@@ -47,5 +47,5 @@ def test_real_samples_give_ct_gray_that_thresholds_to_the_real_binary(tiny_cfg):
     # the CT model's gray, thresholded, gives back the real geometry almost everywhere
     agree = ((r["gray"] > otsu_threshold(r["gray"])) == r["solid"]).mean()
     assert agree > 0.95, agree
-    np.testing.assert_allclose(r["porosity"], 1 - r["solid"].mean(axis=(1, 2)))
+    np.testing.assert_allclose(r["phi"], 1 - r["solid"].mean(axis=(1, 2)))
     assert r["converged"].all() and (r["mu"] > 0).all()

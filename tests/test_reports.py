@@ -30,14 +30,14 @@ SRC = Path(dmtnn.__file__).parent
 
 def test_r2_table_scores_and_counts_left_out():
     y = {"phi": np.array([0.1, 0.2, 0.3]), "mu": np.array([10.0, 20.0, 30.0]),
-         "K": np.array([5.0, 6.0, 7.0])}
+         "kappa": np.array([5.0, 6.0, 7.0])}
     truth = Samples(np.zeros((3, 4, 4), np.uint8), dict(y))
     mean = {k: np.full(3, v.mean()) for k, v in y.items()}
-    with_nan = {**y, "mu": np.array([10.0, np.nan, 30.0]), "K": np.full(3, np.nan)}
+    with_nan = {**y, "mu": np.array([10.0, np.nan, 30.0]), "kappa": np.full(3, np.nan)}
     t = r2_table({"exact": y, "mean": mean, "nan": with_nan}, truth)
-    assert np.isnan(t.loc[("nan", "K"), "R2"]) and t.loc[("nan", "K"), "left out"] == 3
+    assert np.isnan(t.loc[("nan", "kappa"), "R2"]) and t.loc[("nan", "kappa"), "left out"] == 3
     assert t.loc[("exact", "mu"), "R2"] == 1.0
-    assert t.loc[("mean", "K"), "R2"] == pytest.approx(0.0)
+    assert t.loc[("mean", "kappa"), "R2"] == pytest.approx(0.0)
     assert t.loc[("mean", "phi"), "relative error"] == pytest.approx((1 + 0 + 1 / 3) / 3)  # |0.2 - y| / y
     assert t.loc[("nan", "mu"), "left out"] == 1 and t.loc[("nan", "mu"), "R2"] == 1.0
     s = r2_summary(t, paper={"exact": {"phi": 0.9}})
@@ -50,15 +50,15 @@ def test_r2_table_scores_and_counts_left_out():
 
 def test_rock_table_intervals():
     rng = np.random.default_rng(0)
-    y = {k: rng.normal(size=12) + 5 for k in ("phi", "mu", "K")}
+    y = {k: rng.normal(size=12) + 5 for k in ("phi", "mu", "kappa")}
     truth = Samples(np.zeros((12, 4, 4), np.uint8), dict(y))
     noisy = {k: v + rng.normal(scale=0.3, size=12) for k, v in y.items()}
-    noisy["K"][0] = np.nan
+    noisy["kappa"][0] = np.nan
     t = rock_table({"exact": y, "noisy": noisy}, truth, np.repeat([0, 1], 6),
                    ["A", "B"], n_boot=200)
     exact = t.loc[("A", "exact", "mu")]
     assert (exact["R2"], exact["R2 low"], exact["R2 high"]) == (1.0, 1.0, 1.0)
-    assert t.loc[("A", "noisy", "K"), "images"] == 5  # the NaN prediction is left out
+    assert t.loc[("A", "noisy", "kappa"), "images"] == 5  # the NaN prediction is left out
     row = t.loc[("B", "noisy", "mu")]
     assert row["MAE low"] <= row["MAE"] <= row["MAE high"]
 
@@ -69,7 +69,7 @@ def test_scores_by_split_one_prediction_per_set_and_lower_of(monkeypatch):
     import dmtnn.reports as reports
 
     y = np.linspace(0.1, 0.3, 12)
-    sets = {"a": Samples(np.zeros((12, 4, 4), np.uint8), {"phi": y, "mu": 2 * y, "K": 3 * y})}
+    sets = {"a": Samples(np.zeros((12, 4, 4), np.uint8), {"phi": y, "mu": 2 * y, "kappa": 3 * y})}
     calls = []
 
     def predict(res, gray, cfg):
@@ -77,13 +77,13 @@ def test_scores_by_split_one_prediction_per_set_and_lower_of(monkeypatch):
         return {t: v + res["offset"] for t, v in sets["a"].targets.items() if t in res["tasks"]}
 
     monkeypatch.setattr(mt, "predict_parameters", predict)
-    nets = {"good": {"offset": 0.001, "tasks": ("phi", "mu", "K")},
+    nets = {"good": {"offset": 0.001, "tasks": ("phi", "mu", "kappa")},
             "bad": {"offset": 0.05, "tasks": ("phi",)}}
     scored = reports.scores_by_split(nets, sets, cfg=None, n_boot=200)
     assert len(calls) == 2  # each network predicts each set once for both scores
     assert scored["MAE"].loc[("good", "mu"), "a"] == pytest.approx(0.001)
     assert scored["R2"].loc[("good", "phi"), "a"] > scored["R2"].loc[("bad", "phi"), "a"]
-    assert np.isnan(scored["R2"].loc[("bad", "K"), "a"])
+    assert np.isnan(scored["R2"].loc[("bad", "kappa"), "a"])
     assert lower_of(scored["MAE"], "good", "bad", "phi", "a") == "first"
     assert lower_of(scored["MAE"], "bad", "good", "phi", "a") == "second"
 
@@ -138,7 +138,7 @@ def test_rev_tables_in_micrometres_beside_the_paper():
     assert t.loc[0, "REV, spread (µm)"] == 80.0 and t.loc[0, "REV, growing (µm)"] == 80.0
     moduli = pd.DataFrame({"size": [16, 32, 64], "size_um": [16 * 8.0, 32 * 8.0, 64 * 8.0],
                            "kappa_cv": [0.3, 0.05, 0.02], "mu_cv": [0.4, 0.3, 0.05],
-                           "porosity_cv": [0.1, 0.01, 0.01]})
+                           "phi_cv": [0.1, 0.01, 0.01]})
     m = moduli_rev_table({"rock": moduli}, cv_tol=0.1).set_index("rock")
     assert m.loc["rock", "REV κ (µm)"] == 32 * 8.0 and m.loc["rock", "REV μ (µm)"] == 64 * 8.0
     assert m.loc["rock", "REV φ (µm)"] == 16 * 8.0  # cv <= cv_tol counts

@@ -125,22 +125,22 @@ def test_dynamic_weights_alpha_and_gamma():
 
 
 def test_dynamic_weights_nan_kpi(caplog):
-    dw = DynamicWeights(("phi", "K"), initial=2.0)
+    dw = DynamicWeights(("phi", "kappa"), initial=2.0)
     with caplog.at_level(logging.WARNING, logger="dmtnn.weighting"):
-        dw.end_epoch({"phi": 0.5, "K": math.nan}, {"phi": 1.0, "K": 1.0})
-    assert "K" in caplog.text and "NaN" in caplog.text
-    assert dw.weights() == {"phi": pytest.approx(_w(0.5)), "K": 2.0}  # no KPI yet: initial
-    dw.end_epoch({"phi": math.nan, "K": 0.3}, {"phi": 1.0, "K": 1.0})
-    assert dw.weights() == {"phi": pytest.approx(_w(0.5)), "K": pytest.approx(_w(0.3))}
+        dw.end_epoch({"phi": 0.5, "kappa": math.nan}, {"phi": 1.0, "kappa": 1.0})
+    assert "kappa" in caplog.text and "NaN" in caplog.text
+    assert dw.weights() == {"phi": pytest.approx(_w(0.5)), "kappa": 2.0}  # no KPI yet: initial
+    dw.end_epoch({"phi": math.nan, "kappa": 0.3}, {"phi": 1.0, "kappa": 1.0})
+    assert dw.weights() == {"phi": pytest.approx(_w(0.5)), "kappa": pytest.approx(_w(0.3))}
 
 
 def test_dynamic_weights_per_task_sigma():
-    dw = DynamicWeights(("phi", "mu", "K"), sigma={"phi": 1.0, "mu": 10.0, "K": 3.0})
-    dw.end_epoch({"phi": 0.5, "mu": 0.5, "K": 0.2}, {"phi": 1, "mu": 1, "K": 1})
+    dw = DynamicWeights(("phi", "mu", "kappa"), sigma={"phi": 1.0, "mu": 10.0, "kappa": 3.0})
+    dw.end_epoch({"phi": 0.5, "mu": 0.5, "kappa": 0.2}, {"phi": 1, "mu": 1, "kappa": 1})
     w = dw.weights()
     assert w["phi"] == pytest.approx(_w(0.5))
     assert w["mu"] == pytest.approx(10 * _w(0.5))
-    assert w["K"] == pytest.approx(_w(0.2, sigma=3.0))
+    assert w["kappa"] == pytest.approx(_w(0.2, sigma=3.0))
     with pytest.raises(ValueError, match="sigma"):
         DynamicWeights(("phi", "mu"), sigma={"phi": 1.0})
     with pytest.raises(ValueError, match="sigma"):
@@ -206,16 +206,16 @@ def test_uncertainty_gradients_reach_log_var():
 
 
 def test_uncertainty_default_and_resume():
-    uw = UncertaintyWeights(("phi", "mu", "K"))
-    assert uw.weights() == {"phi": 0.5, "mu": 0.5, "K": 0.5}
+    uw = UncertaintyWeights(("phi", "mu", "kappa"))
+    assert uw.weights() == {"phi": 0.5, "mu": 0.5, "kappa": 0.5}
     with torch.no_grad():
         uw.log_var.copy_(torch.tensor([0.2, -0.3, 1.5]))
-    fresh = UncertaintyWeights(("phi", "mu", "K"))
+    fresh = UncertaintyWeights(("phi", "mu", "kappa"))
     fresh.load_state_dict(_through_disk(uw.state_dict()))
     assert fresh.weights() == uw.weights()
-    assert fresh.weights()["K"] == pytest.approx(0.5 * math.exp(-1.5))
+    assert fresh.weights()["kappa"] == pytest.approx(0.5 * math.exp(-1.5))
     with pytest.raises(ValueError, match="init_log_var"):
-        UncertaintyWeights(("phi", "mu", "K"), init_log_var=1.0).load_state_dict(uw.state_dict())
+        UncertaintyWeights(("phi", "mu", "kappa"), init_log_var=1.0).load_state_dict(uw.state_dict())
 
 
 # -- DWAWeights --------------------------------------------------------------------
@@ -227,17 +227,17 @@ def _softmax_weights(r, temperature):
 
 
 def test_dwa_by_hand():
-    tasks = ("phi", "mu", "K")
+    tasks = ("phi", "mu", "kappa")
     dwa = DWAWeights(tasks, temperature=2.0)
     assert dwa.weights() == {t: 1.0 for t in tasks}
-    dwa.end_epoch({}, {"phi": 4.0, "mu": 2.0, "K": 1.0})
+    dwa.end_epoch({}, {"phi": 4.0, "mu": 2.0, "kappa": 1.0})
     assert dwa.weights() == {t: 1.0 for t in tasks}  # epoch 2
-    dwa.end_epoch({}, {"phi": 2.0, "mu": 2.0, "K": 1.5})
+    dwa.end_epoch({}, {"phi": 2.0, "mu": 2.0, "kappa": 1.5})
     w = dwa.weights()  # epoch 3: r = 0.5, 1.0, 1.5
     assert [w[t] for t in tasks] == pytest.approx(_softmax_weights([0.5, 1.0, 1.5], 2.0))
     assert sum(w.values()) == pytest.approx(3.0)
-    assert w["K"] > w["mu"] > w["phi"]  # the slowest-falling loss gets the most weight
-    dwa.end_epoch({}, {"phi": 1.0, "mu": 3.0, "K": 1.5})
+    assert w["kappa"] > w["mu"] > w["phi"]  # the slowest-falling loss gets the most weight
+    dwa.end_epoch({}, {"phi": 1.0, "mu": 3.0, "kappa": 1.5})
     w = dwa.weights()  # epoch 4 uses epochs 3 and 2 only: r = 0.5, 1.5, 1.0
     assert [w[t] for t in tasks] == pytest.approx(_softmax_weights([0.5, 1.5, 1.0], 2.0))
     assert sum(w.values()) == pytest.approx(3.0)
@@ -273,12 +273,12 @@ def test_dwa_zero_loss_falls_back_to_ratio_one():
 
 
 def test_build_by_name():
-    tasks = ("phi", "mu", "K")
+    tasks = ("phi", "mu", "kappa")
     assert WEIGHTINGS == ("fixed", "dynamic", "uncertainty", "dwa")
     fixed = build("fixed", tasks)
     assert isinstance(fixed, FixedWeights) and fixed.weights() == {t: 1.0 for t in tasks}
-    ratios = build("fixed", tasks, weights={"phi": 1, "mu": 10, "K": 3})
-    assert ratios.weights() == {"phi": 1.0, "mu": 10.0, "K": 3.0}
+    ratios = build("fixed", tasks, weights={"phi": 1, "mu": 10, "kappa": 3})
+    assert ratios.weights() == {"phi": 1.0, "mu": 10.0, "kappa": 3.0}
     dyn = build("dynamic", tasks, sigma=2.0, gamma=1)
     assert isinstance(dyn, DynamicWeights) and dyn.sigma == {t: 2.0 for t in tasks}
     assert dyn.gamma == 1.0
@@ -329,18 +329,18 @@ def test_registry_names_every_strategy_once():
 
 
 def test_ratios_are_fixed_weights_in_task_order():
-    tasks = ("phi", "mu", "K")
+    tasks = ("phi", "mu", "kappa")
     assert parse_ratio("dynamic", tasks) is None
-    assert parse_ratio("1:10:3", tasks) == {"phi": 1.0, "mu": 10.0, "K": 3.0}
+    assert parse_ratio("1:10:3", tasks) == {"phi": 1.0, "mu": 10.0, "kappa": 3.0}
     w = build("1:10:3", tasks)
-    assert isinstance(w, FixedWeights) and w.weights() == {"phi": 1.0, "mu": 10.0, "K": 3.0}
+    assert isinstance(w, FixedWeights) and w.weights() == {"phi": 1.0, "mu": 10.0, "kappa": 3.0}
     # the same strategy, hence the same checkpoint identity, as the explicit form
-    explicit = build("fixed", tasks, weights={"phi": 1, "mu": 10, "K": 3})
+    explicit = build("fixed", tasks, weights={"phi": 1, "mu": 10, "kappa": 3})
     assert w.settings() == explicit.settings()
     assert build("0.5:2", ("a", "b")).weights() == {"a": 0.5, "b": 2.0}
-    with pytest.raises(ValueError, match="phi:mu:K"):
+    with pytest.raises(ValueError, match="phi:mu:kappa"):
         build("1:10", tasks)
-    with pytest.raises(ValueError, match="phi:mu:K"):
+    with pytest.raises(ValueError, match="phi:mu:kappa"):
         build("1:x:3", tasks)
     with pytest.raises(ValueError, match="non-negative"):
         build("1:-1:3", tasks)
@@ -358,17 +358,17 @@ def test_from_config_reads_the_loss_section(cfg):
     c = replace(cfg, loss=lc)
     dyn = from_config(c, "dynamic")
     assert isinstance(dyn, DynamicWeights)
-    assert (dyn.sigma, dyn.gamma, dyn.alpha) == ({"phi": 2.5, "mu": 2.5, "K": 2.5}, 3.0, 0.25)
+    assert (dyn.sigma, dyn.gamma, dyn.alpha) == ({"phi": 2.5, "mu": 2.5, "kappa": 2.5}, 3.0, 0.25)
     dwa = from_config(c, "dwa")
     assert isinstance(dwa, DWAWeights) and dwa.temperature == 4.0
     assert isinstance(from_config(c, "uncertainty"), UncertaintyWeights)
     w = from_config(c, "1:10:3")
-    assert isinstance(w, FixedWeights) and w.weights() == {"phi": 1.0, "mu": 10.0, "K": 3.0}
-    assert from_config(c, "fixed").weights() == {"phi": 1.0, "mu": 1.0, "K": 1.0}
+    assert isinstance(w, FixedWeights) and w.weights() == {"phi": 1.0, "mu": 10.0, "kappa": 3.0}
+    assert from_config(c, "fixed").weights() == {"phi": 1.0, "mu": 1.0, "kappa": 1.0}
     # the default is the configuration's own strategy (the paper's: dynamic)
     assert type(from_config(c)) is STRATEGIES[c.loss.strategy]
     assert from_config(c, "dynamic", ("mu",)).tasks == ("mu",)
-    with pytest.raises(ValueError, match="phi:mu:K"):
+    with pytest.raises(ValueError, match="phi:mu:kappa"):
         from_config(c, "1:10")
     with pytest.raises(ValueError, match="unknown weighting 'focal'"):
         from_config(c, "focal")
@@ -377,5 +377,5 @@ def test_from_config_reads_the_loss_section(cfg):
 @pytest.mark.parametrize("strategy", load_profile("ci").loss.strategies)
 def test_every_configured_strategy_builds(cfg, strategy):
     w = from_config(cfg, strategy)
-    assert w.tasks == ("phi", "mu", "K")
+    assert w.tasks == ("phi", "mu", "kappa")
     assert np.isfinite(list(w.weights().values())).all()

@@ -34,12 +34,14 @@ def toc_files(toc: dict) -> list[str]:
 
 
 def missing_pages(html: Path, toc_path: Path) -> list[str]:
+    """Pages of the table of contents (and ``index``) with no HTML file under ``html``."""
     toc = yaml.safe_load(toc_path.read_text())
     pages = ["index"] + [str(Path(f).with_suffix("")) for f in toc_files(toc)]
     return [p for p in pages if not (html / f"{p}.html").is_file()]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: exit 1 and name the pages missing from a built book (default ``_build/html``)."""
     argv = sys.argv[1:] if argv is None else argv
     html = Path(argv[0] if argv else "_build/html")
     missing = missing_pages(html, Path("_toc.yml"))

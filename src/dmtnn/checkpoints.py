@@ -62,13 +62,13 @@ class CheckpointMismatch(ValueError):
     """A checkpoint was made under another configuration, model or data."""
 
 
-def identity(model: nn.Module, tasks, weighting, tc, train, val) -> dict[str, Any]:
+def identity(model: nn.Module, tasks, weighting, tc, train_set, val_set) -> dict[str, Any]:
     """What a checkpoint must match to be resumed or loaded into ``model``.
 
     ``tasks`` are :class:`dmtnn.samples.Task` s, ``weighting`` a
     :class:`dmtnn.weighting.Weighting`, ``tc`` a
-    :class:`dmtnn.config.TrainConfig`, ``train`` and ``val``
-    :class:`dmtnn.samples.Samples`.
+    :class:`dmtnn.config.TrainConfig` (its fields go under ``"train"``), ``train_set`` and
+    ``val_set`` :class:`dmtnn.samples.Samples`.
     """
     return {
         "model": type(model).__name__,
@@ -77,8 +77,8 @@ def identity(model: nn.Module, tasks, weighting, tc, train, val) -> dict[str, An
         "weighting": type(weighting).__name__,
         "weighting settings": {k: str(v) for k, v in weighting.settings().items()},
         "train": asdict(tc),
-        "train data": train.fingerprint(),
-        "val data": val.fingerprint(),
+        "train data": train_set.fingerprint(),
+        "val data": val_set.fingerprint(),
     }
 
 
@@ -137,7 +137,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, *, expect: Mapping | Non
 
     The checkpoint must come from the same architecture (state names and
     shapes) and agree with ``expect``, a part of the run's identity such as
-    ``{"train": asdict(cfg.train)}``.
+    ``{"train": asdict(cfg.multitask)}``.
 
     Raises
     ------

@@ -59,19 +59,19 @@ PAPER_PA = {
 
 #: The paper's test R2 (section 4.2, Figs. 10 and 11).
 PAPER_R2 = {
-    "CNN": {"phi": 0.47, "mu": 0.64, "K": 0.58},
-    "DMTNN": {"phi": 0.92, "mu": 0.74, "K": 0.79},
+    "CNN": {"phi": 0.47, "mu": 0.64, "kappa": 0.58},
+    "DMTNN": {"phi": 0.92, "mu": 0.74, "kappa": 0.79},
 }
 
-#: The paper's Table 2 (Castle Gate): DMTNN's mean relative error of mu and K is more than
-#: this fraction lower than the CNN's.
+#: The paper's Table 2 (Castle Gate): DMTNN's mean relative error of mu and kappa (the
+#: paper's "K") is more than this fraction lower than the CNN's.
 PAPER_REL_ERROR_GAIN = 0.10
 
 #: The paper's R2 after 100 epochs per weighting strategy: training-set KPIs read off its
 #: Fig. 13 ("~" values), not test scores.
 PAPER_WEIGHTS_R2 = {
-    "1:10:3": {"phi": 0.89, "mu": 0.82, "K": 0.86},
-    "dynamic": {"phi": 0.94, "mu": 0.84, "K": 0.88},
+    "1:10:3": {"phi": 0.89, "mu": 0.82, "kappa": 0.86},
+    "dynamic": {"phi": 0.94, "mu": 0.84, "kappa": 0.88},
 }
 
 # --------------------------------------------------------------------------------------
@@ -141,10 +141,10 @@ CLAIMS: tuple[Claim, ...] = (
           fmt=",.0f", relative=True),
     *(Claim(f"fig10-cnn-{k}", "Fig. 10", f"CNN test R² of {name}", PAPER_R2["CNN"][k],
             f"{PAPER_R2['CNN'][k]:.2f}", "05_dmtnn", f"{_TRAINING} {_SEEDS}")
-      for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
+      for k, name in (("phi", "φ"), ("mu", "μ"), ("kappa", "κ"))),
     *(Claim(f"fig11-dmtnn-{k}", "Fig. 11", f"DMTNN test R² of {name}", PAPER_R2["DMTNN"][k],
             f"{PAPER_R2['DMTNN'][k]:.2f}", "05_dmtnn", f"{_TRAINING} {_SEEDS}")
-      for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
+      for k, name in (("phi", "φ"), ("mu", "μ"), ("kappa", "κ"))),
     Claim("table1-time", "Table 1", "FEM labelling vs DMTNN training time", None,
           "FEM costs more than training", "05_dmtnn",
           "Our FEM is a preconditioned solver on the same machine as the training; the paper's "
@@ -153,12 +153,12 @@ CLAIMS: tuple[Claim, ...] = (
             f"{s} weights: training R² of {name}, last epoch", PAPER_WEIGHTS_R2[s][k],
             f"about {PAPER_WEIGHTS_R2[s][k]:.2f} after 100 epochs", "06_weights",
             f"Training-set KPIs, as in the paper's Fig. 13. {_TRAINING}")
-      for s in PAPER_WEIGHTS_R2 for k, name in (("phi", "φ"), ("mu", "μ"), ("K", "K"))),
+      for s in PAPER_WEIGHTS_R2 for k, name in (("phi", "φ"), ("mu", "μ"), ("kappa", "κ"))),
     *(Claim(f"table2-{k}", "Table 2", f"DMTNN vs CNN relative error of {name}, Castle Gate",
             None, f"DMTNN more than {PAPER_REL_ERROR_GAIN * 100:.0f} % lower", "07_robustness",
             "Twenty slices; notebook 07's bootstrap intervals over every unseen slice say how "
             "little 20 images can separate.")
-      for k, name in (("mu", "μ"), ("K", "K"))),
+      for k, name in (("mu", "μ"), ("kappa", "κ"))),
     Claim("fig15-pa", "Fig. 15", "LinkNet pixel accuracy, 20 Castle Gate slices", 0.95,
           "about 0.95", "07_robustness",
           "Synthetic Castle Gate, held out of our training (the paper's training list "
@@ -171,10 +171,10 @@ CLAIMS: tuple[Claim, ...] = (
           "deeper networks overfit", "08_appendix_a",
           "One rock's test slab is small: only differences beyond the bootstrap intervals "
           "count."),
-    Claim("a2-single-test", "Table A2", "single- vs multi-task, test MAE (φ, μ, K)", None,
+    Claim("a2-single-test", "Table A2", "single- vs multi-task, test MAE (φ, μ, κ)", None,
           "single-task often more accurate", "08_appendix_a",
           "Separable only where the 95 % bootstrap intervals do not overlap; one seed."),
-    Claim("a2-multi-unseen", "Table A2", "single- vs multi-task, unseen rocks MAE (φ, μ, K)",
+    Claim("a2-multi-unseen", "Table A2", "single- vs multi-task, unseen rocks MAE (φ, μ, κ)",
           None, "multi-task more robust", "08_appendix_a",
           "Separable only where the 95 % bootstrap intervals do not overlap; one seed."),
 )

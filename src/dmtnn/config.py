@@ -117,10 +117,12 @@ class RevConfig:
 
 @dataclass(frozen=True)
 class FEMConfig:
-    """Elastic labels (``dmtnn.fem``): quartz grains, empty pores, 2D plane strain."""
+    """Elastic labels (``dmtnn.fem``): quartz grains (``K``, ``G``), empty pores, 2D plane strain."""
 
-    K: float = QUARTZ_K  # GPa, quartz bulk modulus (Mavko et al., The Rock Physics Handbook)
-    G: float = QUARTZ_G  # GPa, quartz shear modulus
+    # The grains' 3D moduli: quartz (Mavko et al., The Rock Physics Handbook). Not the task
+    # ``kappa``, the 2D bulk modulus of a whole slice that the FEM computes from them.
+    K: float = QUARTZ_K  # GPa, bulk modulus of quartz
+    G: float = QUARTZ_G  # GPa, shear modulus of quartz
     plane: str = "strain"
     dtype: str = "float32"  # solver precision; float32 reaches ~1e-4 relative on the moduli
     tol: float | None = None  # solver default for the dtype
@@ -133,14 +135,15 @@ class TrainConfig:
     """Network training (section 3.4): Adam, a learning rate lowered as training goes.
 
     ``Config.segmenter`` trains the segmentation networks (notebook 04),
-    ``Config.train`` the networks on top of them (notebooks 05-08).
+    ``Config.multitask`` the networks on top of them (notebooks 05-08): DMTNN,
+    the CNN and the sharing variants.
     """
 
     epochs: int = 100
     batch_size: int = 16
     # Adam's initial learning rate. The paper gives none ("large, lowered later"). On the
     # quick profile 3e-3 beat 1e-3: LinkNet val PA 0.963 vs 0.940 after 8 epochs (1e-2:
-    # 0.968 after 12); DMTNN test R2 phi/mu/K 0.70/0.58/0.52 vs -0.24/0.54/0.59.
+    # 0.968 after 12); DMTNN test R2 phi/mu/kappa 0.70/0.58/0.52 vs -0.24/0.54/0.59.
     lr: float = 3e-3
     schedule: str = "step"  # "step" (x lr_gamma every lr_step epochs) or "cosine"
     lr_step: int = 40  # epochs between learning-rate drops
@@ -181,13 +184,13 @@ class AppendixConfig:
 
     rock: str = "Berea"
     depths: tuple[int, ...] = (1, 2, 3, 4)  # feature modules per subnet; DMTNN has 2
-    epochs: int | None = None  # default: train.epochs (one rock gives fewer steps per epoch)
-    lr_step: int | None = None  # default: train.lr_step
+    epochs: int | None = None  # default: multitask.epochs (one rock: fewer steps per epoch)
+    lr_step: int | None = None  # default: multitask.lr_step
 
-    def train_config(self, train: TrainConfig) -> TrainConfig:
-        """The training settings of the appendix's runs."""
-        return replace(train, epochs=self.epochs or train.epochs,
-                       lr_step=self.lr_step or train.lr_step)
+    def train_config(self, multitask: TrainConfig) -> TrainConfig:
+        """The training settings of the appendix's runs: ``multitask`` with ours applied."""
+        return replace(multitask, epochs=self.epochs or multitask.epochs,
+                       lr_step=self.lr_step or multitask.lr_step)
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,7 @@ class Config:
     rev: RevConfig = field(default_factory=RevConfig)
     fem: FEMConfig = field(default_factory=FEMConfig)
     segmenter: TrainConfig = field(default_factory=TrainConfig)  # LinkNet, U-Net
-    train: TrainConfig = field(default_factory=TrainConfig)  # DMTNN and the other networks
+    multitask: TrainConfig = field(default_factory=TrainConfig)  # DMTNN, CNN, sharing variants
     loss: LossConfig = field(default_factory=LossConfig)
     appendix: AppendixConfig = field(default_factory=AppendixConfig)
 
@@ -222,7 +225,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # bench/budget.py: at width 1 and 3 seeds the 15 runs of notebook 06 alone need
         # 470 PFLOP (39 min at 200 TFLOP/s); width 0.5 and 2 seeds bring all training to
         # about 11 min at 200 TFLOP/s, inside the 25-minute budget on one H100.
-        "train": {"epochs": 30, "lr_step": 12, "width": 0.5},
+        "multitask": {"epochs": 30, "lr_step": 12, "width": 0.5},
         "loss": {"seeds": 2},
     },
     "quick": {
@@ -236,7 +239,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "rev": {"slices": 4, "windows": 48, "moduli_windows": 24},
         "fem": {"kinds": ("label",)},  # true-geometry moduli cost CPU time the CPU run lacks
         "segmenter": {"epochs": 12, "lr_step": 8, "width": 0.25},
-        "train": {"epochs": 10, "lr_step": 7, "batch_size": 16, "width": 0.125},
+        "multitask": {"epochs": 10, "lr_step": 7, "batch_size": 16, "width": 0.125},
         "loss": {"seeds": 1, "strategies": ("1:1:1", "1:10:3", "dynamic")},
         # one rock: 5 batches per epoch; 16 epochs keep `make book` under 30 min (29.6 at 20)
         "appendix": {"epochs": 16, "lr_step": 11},
@@ -257,7 +260,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "moduli_windows": 8,
         },
         "segmenter": {"epochs": 4, "lr_step": 3, "batch_size": 8, "width": 0.125},
-        "train": {"epochs": 2, "lr_step": 1, "batch_size": 8, "width": 0.125},
+        "multitask": {"epochs": 2, "lr_step": 1, "batch_size": 8, "width": 0.125},
         "loss": {"seeds": 1, "strategies": ("1:1:1", "1:10:3", "dynamic")},
     },
 }
@@ -324,7 +327,7 @@ def _validate(cfg: Config) -> None:
         raise ValueError(f"data.gap_slices must be >= 0, got {d.gap_slices}")
     if not d.train_rocks:
         raise ValueError("data.train_rocks is empty")
-    for name in ("segmenter", "train"):
+    for name in ("segmenter", "multitask"):
         t = getattr(cfg, name)
         if t.schedule not in ("step", "cosine"):
             raise ValueError(f"{name}.schedule must be 'step' or 'cosine', got {t.schedule!r}")

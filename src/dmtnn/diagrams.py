@@ -99,8 +99,8 @@ def draw_workflow() -> Figure:
 
     Upper lane: the conventional workflow that makes the labels (threshold
     segmentation, or the trained LinkNet, gives the binary image; its pore
-    fraction is the porosity; the FEM on it gives mu and K). Lower lane:
-    DMTNN predicts the binary image, porosity, mu and K from the grayscale
+    fraction is the porosity; the FEM on it gives mu and kappa). Lower lane:
+    DMTNN predicts the binary image, porosity, mu and kappa from the grayscale
     slice alone.
 
     Returns
@@ -121,7 +121,7 @@ def draw_workflow() -> Figure:
                    kind="seg", h=h3)
         binary = box(ax, 3.2, y1, 1.2, ["binary image", "pore / grain", "1 = grain"], h=h3)
         fem = box(ax, 4.7, y1, 1.0, ["FEM", "2D, periodic,", "quartz grains"], h=h3)
-        moduli = box(ax, 6.0, y1, 1.17, ["shear modulus μ", "bulk modulus K"],
+        moduli = box(ax, 6.0, y1, 1.17, ["shear modulus μ", "bulk modulus κ"],
                       bold_first=False, h=h3)
         phi = box(ax, 6.0, y_phi, 1.17, ["porosity φ"], bold_first=False)
         arrow(ax, right_of(seg), left_of(binary))
@@ -136,7 +136,7 @@ def draw_workflow() -> Figure:
         net = box(ax, 1.6, y2, 4.1, ["DMTNN", "frozen LinkNet → parameter-sharing network",
                                       "→ porosity, shear and bulk subnets"],
                    kind="extract", h=h3)
-        outs = box(ax, 6.0, y2, 1.17, ["mask, φ, μ, K"], bold_first=False, h=h3,
+        outs = box(ax, 6.0, y2, 1.17, ["mask, φ, μ, κ"], bold_first=False, h=h3,
                     kind="extract")
         arrow(ax, right_of(net), left_of(outs))
         xs = outs[0] + outs[2] / 2
@@ -156,7 +156,7 @@ def draw_workflow() -> Figure:
 # Fig. 2: soft sharing, hard sharing, DMTNN
 # --------------------------------------------------------------------------------------
 
-_TASK_SYMBOLS = {"phi": "φ", "mu": "μ", "K": "K"}
+_TASK_SYMBOLS = {"phi": "φ", "mu": "μ", "kappa": "κ"}
 
 
 def draw_sharing() -> Figure:
@@ -175,7 +175,7 @@ def draw_sharing() -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    order = ("mu", "phi", "K")  # porosity in the middle: its links in (c) need not cross
+    order = ("mu", "phi", "kappa")  # porosity in the middle: its links in (c) need not cross
     pw, bh, gap = WIDTH_IN / 3, 0.26, 0.2
     cw = pw * 0.21  # width of a task column's box
     y_task = -0.52
@@ -232,7 +232,7 @@ def draw_sharing() -> Figure:
                 for k in (0, 1):
                     b = subs["phi"][k]
                     arrow(ax, left_of(b), right_of(subs["mu"][k]), color=COLORS["extract"])
-                    arrow(ax, right_of(b), left_of(subs["K"][k]), color=COLORS["extract"])
+                    arrow(ax, right_of(b), left_of(subs["kappa"][k]), color=COLORS["extract"])
         legend(ax, 0.15, y_leg, [("box", "seg", "segmentation network (frozen)"),
                                   ("box", "share", "shared parameters"),
                                   ("box", "extract", "task-specific layers")])
@@ -324,7 +324,7 @@ def draw_dmtnn(table: pd.DataFrame | None = None) -> Figure:
     if table is None:
         table = paper_tables()["dmtnn"]
     _check_table(table, "DMTNN", ("segmenter", "sharing", "extraction.phi", "extraction.mu",
-                                  "extraction.K"))
+                                  "extraction.kappa"))
     in_shape = table.attrs.get("input_shape", (1, 1, 256, 256))
     lh, m = line_h(), 0.1
     staged = table["block"].str.startswith("segmenter.encoder").any()
@@ -406,7 +406,7 @@ def draw_dmtnn(table: pd.DataFrame | None = None) -> Figure:
         n_ext, _ = _summary(_group(table, "extraction"))
         frame(ax, m, y2, WIDTH_IN - 2 * m, ext_h, "extract", "Information-extraction subnets",
                _params(n_ext))
-        order = ("mu", "phi", "K")
+        order = ("mu", "phi", "kappa")
         bus_x, out_w, gap = inner_x + 0.05, 0.45, 0.32
         x_first = bus_x + 0.22
         n_boxes = depth + 1
@@ -441,7 +441,7 @@ def draw_dmtnn(table: pd.DataFrame | None = None) -> Figure:
         for k in range(depth):
             xa = right_of(boxes["phi"][k])[0] + gap / 2
             yp = right_of(boxes["phi"][k])[1]
-            for t, sign in (("mu", 1), ("K", -1)):
+            for t, sign in (("mu", 1), ("kappa", -1)):
                 yn = right_of(boxes[t][k])[1]
                 node(ax, xa, yn, "c", COLORS["extract"])
                 arrow(ax, (xa, yp), (xa, yn - sign * 0.085), color=COLORS["extract"])

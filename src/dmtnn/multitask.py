@@ -1,8 +1,9 @@
 """Characteristic parameters from images: DMTNN and its baselines, trained and applied.
 
 The regression tasks are the porosity ``phi`` of the threshold label, and the
-FEM shear modulus ``mu`` and 2D bulk modulus ``K`` (kappa) of the same label
-(notebook 03). ``mu`` and ``K`` are standardised with training-split
+FEM shear modulus ``mu`` and 2D bulk modulus ``kappa`` of the same label
+(notebook 03), named as the fields of :data:`dmtnn.data.fem_labels.LABEL_FIELDS`.
+``mu`` and ``kappa`` are standardised with training-split
 statistics inside the training loop (saved with the checkpoint; predictions
 come back in GPa); porosity is not, as in the paper.
 
@@ -38,6 +39,7 @@ from dmtnn import models, weighting
 from dmtnn.checkpoints import run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
+from dmtnn.data.fem_labels import label_chunk, solver_settings
 from dmtnn.samples import Samples, Task
 from dmtnn.train import FitResult, fit, predict, seed_everything
 
@@ -58,15 +60,12 @@ log = logging.getLogger(__name__)
 REGRESSION = (
     Task("phi", "regression"),
     Task("mu", "regression", normalize=True),
-    Task("K", "regression", normalize=True),
+    Task("kappa", "regression", normalize=True),
 )
 
 #: Regression networks by name (from :data:`dmtnn.models.REGISTRY`; ``dmtnn`` needs the
 #: trained segmenter of notebook 04).
 NETWORKS = models.names("regression")
-
-_LABEL_KEYS = {"phi": "porosity", "mu": "mu", "K": "kappa"}
-
 
 def regression_samples(
     ds: Dataset, labels: dict, split: str, rocks=None
@@ -86,7 +85,7 @@ def regression_samples(
     Returns
     -------
     samples : Samples
-        ``gray`` and targets ``phi``, ``mu``, ``K`` (GPa) and ``mask`` (the label).
+        ``gray`` and targets ``phi``, ``mu``, ``kappa`` (GPa) and ``mask`` (the label).
     info : dict
         ``rock`` (index into ``names``), ``names``, ``truth`` masks when known, and
         ``dropped`` (images left out because their solve did not converge).
@@ -105,8 +104,8 @@ def regression_samples(
         dropped += len(idx) - len(ok)
         parts.append((i, r, ok, lab))
     gray = np.concatenate([r.gray[ok] for _, r, ok, _ in parts])
-    targets = {t: np.concatenate([lab[k][ok] for _, _, ok, lab in parts])
-               for t, k in _LABEL_KEYS.items()}
+    targets = {t.name: np.concatenate([lab[t.name][ok] for _, _, ok, lab in parts])
+               for t in REGRESSION}
     targets["mask"] = np.concatenate([r.label[ok] for _, r, ok, _ in parts])
     info = {"rock": np.concatenate([np.full(len(ok), i) for i, _, ok, _ in parts]),
             "names": np.array([r.rock for _, r, _, _ in parts]), "dropped": dropped}
@@ -135,11 +134,11 @@ def build_network(cfg: Config, name: str = "dmtnn", *, segmenter: nn.Module | No
     ``"dmtnn"``, refused by the others): ``load_segmenter(cfg)[0]`` of
     :mod:`dmtnn.segmentation`, after notebook 04. The network gets its own
     copy, frozen, so the caller's segmenter never changes. ``depth`` (feature
-    modules per subnet) and ``tasks`` (a subset of phi, mu, K: single-task
+    modules per subnet) and ``tasks`` (a subset of phi, mu, kappa: single-task
     models) apply to DMTNN and MTNN_WS (Appendix A).
     """
     spec = models.network(name, "regression")
-    kwargs = {"image_size": cfg.data.image_size, "width": cfg.train.width}
+    kwargs = {"image_size": cfg.data.image_size, "width": cfg.multitask.width}
     if spec.variants:
         kwargs.update(depth=depth, tasks=tuple(t.name for t in _tasks(tasks)))
     elif depth != 2 or tasks is not None:
@@ -153,14 +152,14 @@ def build_network(cfg: Config, name: str = "dmtnn", *, segmenter: nn.Module | No
         kwargs["segmenter"] = copy.deepcopy(segmenter)
     elif segmenter is not None:
         raise ValueError(f"{name} takes no segmenter")
-    seed_everything(cfg.train.seed + seed, 0)
+    seed_everything(cfg.multitask.seed + seed, 0)
     return spec.build(**kwargs)
 
 
 def train_network(
     cfg: Config,
-    train: Samples,
-    val: Samples,
+    train_set: Samples,
+    val_set: Samples,
     name: str = "dmtnn",
     strategy: str | None = None,
     *,
@@ -175,7 +174,7 @@ def train_network(
 
     ``strategy`` is a name of :func:`dmtnn.weighting.from_config` (default
     ``cfg.loss.strategy``); ``segmenter`` is DMTNN's trained segmenter, as for
-    :func:`build_network`. ``seed`` offsets ``cfg.train.seed`` (initial
+    :func:`build_network`. ``seed`` offsets ``cfg.multitask.seed`` (initial
     weights and shuffling); a run made under another configuration or other
     data is started afresh.
     ``depth`` and ``tasks`` give Appendix A's variants (a single task trains
@@ -184,7 +183,7 @@ def train_network(
     """
     strategy = strategy or cfg.loss.strategy
     chosen = _tasks(tasks)
-    tc = replace(cfg.train, seed=cfg.train.seed + seed)
+    tc = replace(cfg.multitask, seed=cfg.multitask.seed + seed)
     parts = [tag, name, strategy.replace(":", "-"), f"seed{seed}"]
     if depth != 2:
         parts.append(f"depth{depth}")
@@ -196,7 +195,7 @@ def train_network(
         w = weighting.build("fixed", [t.name for t in chosen])
     else:
         w = weighting.from_config(cfg, strategy, [t.name for t in REGRESSION])
-    return fit(net, chosen, train, val, tc, folder, device=cfg.device, weighting=w,
+    return fit(net, chosen, train_set, val_set, tc, folder, device=cfg.device, weighting=w,
                on_mismatch="restart", progress=progress)
 
 
@@ -207,7 +206,7 @@ def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict
     """
     tasks = [t for t in REGRESSION if f"train {t.name} loss" in result.history]
     return predict(result.model, gray, tasks, result.scales,
-                   batch_size=cfg.train.batch_size, device=cfg.device)
+                   batch_size=cfg.multitask.batch_size, device=cfg.device)
 
 
 def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.ndarray], float]:
@@ -216,13 +215,11 @@ def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.
     The same solver and settings as the labels (:func:`dmtnn.data.fem_labels.label_chunk`).
     Returns the parameters (unconverged solves as NaN) and the time per image (s).
     """
-    from dmtnn.data.fem_labels import label_chunk, solver_settings
-
     settings, device = solver_settings(cfg)
     t0 = time.perf_counter()
     res = label_chunk(masks, settings, device)
     seconds = (time.perf_counter() - t0) / len(masks)
-    return {"phi": res["porosity"], "mu": res["mu"], "K": res["kappa"]}, seconds
+    return {t.name: res[t.name] for t in REGRESSION}, seconds
 
 
 def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:

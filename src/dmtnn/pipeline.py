@@ -35,6 +35,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import torch
+
 from dmtnn.artifacts import artifacts_root, atomic_write, repo_root
 from dmtnn.config import PROFILES
 
@@ -66,13 +68,8 @@ def _root() -> Path:
 
 def device_name() -> str:
     """The accelerator the kernels will use, in words."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
     return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
@@ -234,6 +231,7 @@ def write_references(executed: str | os.PathLike, folder: str | os.PathLike) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the pipeline (``python -m dmtnn.pipeline --help``)."""
     parser = argparse.ArgumentParser(prog="python -m dmtnn.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, choices=list(PROFILES))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dmtnn.metrics import pixel_accuracy, r2_score
+from dmtnn.weighting import dynamic_weight
 
 __all__ = [
     "cube",
@@ -153,18 +154,18 @@ def moduli_vs_porosity(samples: dict[str, dict], bounds, *, size: float = 4.2):
 
     Parameters
     ----------
-    samples : {name: {"porosity", "kappa", "mu", "converged"}}
+    samples : {name: {"phi", "kappa", "mu", "converged"}}
     bounds : callable
         ``bounds(phi) -> (kappa_hs, mu_hs)`` for an array of porosities.
     """
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
-    phis = np.concatenate([s["porosity"] for s in samples.values()])
+    phis = np.concatenate([s["phi"] for s in samples.values()])
     grid = np.linspace(0, min(1, phis.max() * 1.1), 100)
     hs = bounds(grid)
     for ax, key, bound, label in ((axes[0], "kappa", hs[0], "κ"), (axes[1], "mu", hs[1], "μ")):
         for name, s in samples.items():
             ok = s["converged"]
-            ax.scatter(s["porosity"][ok], s[key][ok], s=6, alpha=0.5, label=name)
+            ax.scatter(s["phi"][ok], s[key][ok], s=6, alpha=0.5, label=name)
         ax.plot(grid, bound, "k--", lw=1, label="Hashin-Shtrikman upper")
         ax.set(xlabel="porosity", ylabel=f"2D {label} (GPa)", ylim=(0, None))
     axes[1].legend(fontsize=7, markerscale=2, loc="upper right", ncols=2)
@@ -208,7 +209,7 @@ def moduli_rev(curves: dict[str, pd.DataFrame], *, cv_tol: float | None = None,
                size: float = 4.0):
     """Spread (std / mean) of window κ, μ and porosity against window side, one line per rock."""
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 1, size * 0.85), sharey=True)
-    for ax, q, label in zip(axes, ("kappa", "mu", "porosity"), ("κ", "μ", "porosity"),
+    for ax, q, label in zip(axes, ("kappa", "mu", "phi"), ("κ", "μ", "porosity"),
                             strict=True):
         for name, df in curves.items():
             ax.plot(df["size_um"], df[f"{q}_cv"], "o-", ms=3, lw=1, label=name)
@@ -290,7 +291,7 @@ def segmentation_examples(gray: np.ndarray, label: np.ndarray,
 
 
 PARAMETER_LABELS = {"phi": "porosity φ", "mu": "shear modulus μ (GPa)",
-                    "K": "bulk modulus κ (GPa)"}
+                    "kappa": "bulk modulus κ (GPa)"}
 
 
 def parameter_predictions(pred: dict[str, np.ndarray], true: dict[str, np.ndarray],
@@ -323,8 +324,6 @@ def parameter_predictions(pred: dict[str, np.ndarray], true: dict[str, np.ndarra
 
 def dynamic_weight_curves(sigmas=(0.5, 1.0, 2.0), gammas=(0, 1, 2, 3), *, size: float = 3.6):
     """Fig. 4: the dynamic task weight w(k) against the KPI k, for several sigma and gamma."""
-    from dmtnn.weighting import dynamic_weight
-
     k = np.linspace(0.01, 0.99, 200)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 0.85))
     for g in gammas:
@@ -343,7 +342,7 @@ def dynamic_weight_curves(sigmas=(0.5, 1.0, 2.0), gammas=(0, 1, 2, 3), *, size: 
     return fig
 
 
-def kpis_and_weights(histories: dict[str, pd.DataFrame], tasks=("phi", "mu", "K"),
+def kpis_and_weights(histories: dict[str, pd.DataFrame], tasks=("phi", "mu", "kappa"),
                      kpi: str = "R2", *, size: float = 3.0):
     """Fig. 13: per strategy (columns), training KPIs (top) and task weights (bottom) by epoch."""
     fig, axes = plt.subplots(2, len(histories), figsize=(size * len(histories), size * 1.6),

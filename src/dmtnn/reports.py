@@ -61,7 +61,7 @@ def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> p
     Parameters
     ----------
     predictions : dict
-        Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``.
+        Method -> ``{"phi", "mu", "kappa"}`` -> predictions in the order of ``truth``.
         NaN predictions (unconverged FEM solves) and parameters a method does not
         predict are left out and counted.
     truth : Samples
@@ -91,7 +91,7 @@ def r2_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples) -> p
 
 def r2_summary(table: pd.DataFrame, paper: dict[str, dict[str, float]] | None = None
                ) -> pd.DataFrame:
-    """One row per method: our test R2 of phi, mu, K and, where it has one, the paper's.
+    """One row per method: our test R2 of phi, mu, kappa and, where it has one, the paper's.
 
     ``table`` comes from :func:`r2_table`; ``paper`` maps method names to the
     paper's R2 (default :data:`dmtnn.comparison.PAPER_R2`).
@@ -114,7 +114,7 @@ def rock_table(predictions: dict[str, dict[str, np.ndarray]], truth: Samples,
     Parameters
     ----------
     predictions : dict
-        Method -> ``{"phi", "mu", "K"}`` -> predictions in the order of ``truth``
+        Method -> ``{"phi", "mu", "kappa"}`` -> predictions in the order of ``truth``
         (NaN predictions are left out).
     truth : Samples
     rock, names : arrays
@@ -293,7 +293,7 @@ def moduli_rev_table(curves: dict[str, pd.DataFrame], cv_tol: float) -> pd.DataF
     rows = []
     for rock, df in curves.items():
         row = {"rock": rock}
-        for q, label in (("kappa", "κ"), ("mu", "μ"), ("porosity", "φ")):
+        for q, label in (("kappa", "κ"), ("mu", "μ"), ("phi", "φ")):
             px = rev_size(df.rename(columns={f"{q}_cv": "cv"}), cv_tol)
             row[f"REV {label} (µm)"] = px * float(df["size_um"].iloc[0] / df["size"].iloc[0])
         rows.append(row)

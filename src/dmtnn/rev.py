@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _VERSION = 2  # of the curves' definition; part of the cache key
+_MODULI_VERSION = 2  # of moduli_rev's columns (2: ``phi_*``, the label field's name); cache key
 
 
 @dataclass(frozen=True)
@@ -93,15 +94,15 @@ def moduli_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.Dat
     Returns
     -------
     {rock: DataFrame} with one row per size: ``size`` (px), ``size_um``, ``n``,
-    and for ``kappa``, ``mu`` (GPa) and ``porosity`` the ``mean``, ``std`` and
-    ``cv`` (= std / mean), e.g. ``kappa_cv``. Unconverged windows are dropped.
+    and for ``kappa``, ``mu`` (GPa) and ``phi`` (porosity) the ``mean``, ``std``
+    and ``cv`` (= std / mean), e.g. ``kappa_cv``. Unconverged windows are dropped.
     """
     settings, device = solver_settings(cfg)
     store = store_for(cfg)
     name = "rev/moduli.json"
     key = config_hash(cfg.rev.slices, cfg.rev.field_px, cfg.data.native_pixel_um,
                       cfg.data.pixel_um, cfg.data.seed, asdict(cfg.fem), cfg.rev.moduli_windows,
-                      _VERSION,
+                      _VERSION, _MODULI_VERSION,
                       [[r, *synthetic_fingerprint(r)] for r in cfg.data.rocks])
     if store.status(name, key) == "ok":
         saved = store.load_json(name)
@@ -122,7 +123,7 @@ def moduli_rev(cfg: Config, *, progress: bool | None = None) -> dict[str, pd.Dat
             a = label_chunk(tiles, settings, device)
             ok = a["converged"]
             row = {"size": size, "size_um": size * cfg.data.pixel_um, "n": int(ok.sum())}
-            for q in ("kappa", "mu", "porosity"):
+            for q in ("kappa", "mu", "phi"):
                 v = a[q][ok]
                 row |= {f"{q}_mean": v.mean(), f"{q}_std": v.std(), f"{q}_cv": v.std() / v.mean()}
             rows.append(row)

@@ -71,8 +71,8 @@ def train_segmenter(
     """
     model = _build(cfg, arch)
     folder = run_folder(cfg, f"segmenter-{arch}")
-    train, val = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
-    return fit(model, SEGMENTATION, train, val, cfg.segmenter, folder, device=cfg.device,
+    train_set, val_set = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
+    return fit(model, SEGMENTATION, train_set, val_set, cfg.segmenter, folder, device=cfg.device,
                on_mismatch="restart", progress=progress)
 
 

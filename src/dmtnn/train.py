@@ -120,8 +120,8 @@ def seed_everything(seed: int, *stream: int) -> torch.Generator:
 def fit(
     model: nn.Module,
     tasks: Sequence[Task],
-    train: Samples,
-    val: Samples,
+    train_set: Samples,
+    val_set: Samples,
     tc: TrainConfig,
     folder: str | Path,
     *,
@@ -141,10 +141,11 @@ def fit(
         logits (B, 1, H, W) for a segmentation, (B,) for a regression.
         Parameters with ``requires_grad=False`` stay frozen.
     tasks : sequence of Task
-    train, val : Samples
+    train_set, val_set : Samples
         Training and validation splits.
     tc : TrainConfig
-        The optimisation: epochs, batch size, learning rate and its schedule, seed.
+        The optimisation: epochs, batch size, learning rate and its schedule, seed
+        (``Config.segmenter`` or ``Config.multitask``).
     folder : path
         The run's folder (checkpoints, ``history.csv``).
     device : str
@@ -171,18 +172,19 @@ def fit(
     tasks = tuple(tasks)
     if not tasks:
         raise ValueError("no tasks to train")
-    train.check(tasks, "train")
-    val.check(tasks, "val")
-    if len(train) < 1 or len(val) < 1:
-        raise ValueError(f"empty split: {len(train)} training, {len(val)} validation images")
+    train_set.check(tasks, "train")
+    val_set.check(tasks, "val")
+    if len(train_set) < 1 or len(val_set) < 1:
+        raise ValueError(f"empty split: {len(train_set)} training, {len(val_set)} validation "
+                         f"images")
     weighting = weighting or FixedWeights({t.name: 1.0 for t in tasks})
     if set(weighting.tasks) != {t.name for t in tasks}:
         raise ValueError(f"weighting tasks {weighting.tasks} differ from the model's "
                          f"{[t.name for t in tasks]}")
     folder = Path(folder)
     device = resolve_device(device)
-    scales = compute_scales(train, tasks)
-    ident = checkpoints.identity(model, tasks, weighting, tc, train, val)
+    scales = compute_scales(train_set, tasks)
+    ident = checkpoints.identity(model, tasks, weighting, tc, train_set, val_set)
 
     model.to(device)
     weighting.to(device)
@@ -209,8 +211,8 @@ def fit(
         if start < tc.epochs:
             log.info("%s: resuming at epoch %d of %d", folder.name, start + 1, tc.epochs)
 
-    data_train = to_device(train, tasks, scales, device)
-    data_val = to_device(val, tasks, scales, device)
+    data_train = to_device(train_set, tasks, scales, device)
+    data_val = to_device(val_set, tasks, scales, device)
     for epoch in range(start, tc.epochs):
         t0 = time.perf_counter()
         gen = seed_everything(tc.seed, 1, epoch)
@@ -437,7 +439,8 @@ def _scheduler(optimizer, tc: TrainConfig):
         return torch.optim.lr_scheduler.StepLR(optimizer, tc.lr_step, tc.lr_gamma)
     if tc.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, tc.epochs))
-    raise ValueError(f"train.schedule must be 'step' or 'cosine', got {tc.schedule!r}")
+    raise ValueError(f"schedule (segmenter.schedule or multitask.schedule) must be 'step' or "
+                     f"'cosine', got {tc.schedule!r}")
 
 
 # -- inference ---------------------------------------------------------------------

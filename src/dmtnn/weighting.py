@@ -60,8 +60,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The default tasks of :func:`from_config`: porosity, shear and bulk modulus.
-TASKS = ("phi", "mu", "K")
+#: The default tasks of :func:`from_config`: porosity, shear and 2D bulk modulus.
+TASKS = ("phi", "mu", "kappa")
 
 
 def _check_eps(eps: float) -> float:
@@ -180,10 +180,10 @@ class Weighting(nn.Module):
 
 
 class FixedWeights(Weighting):
-    """Constant task weights, e.g. the paper's phi:mu:K = 1:10:3.
+    """Constant task weights, e.g. the paper's 1:10:3 (phi:mu:kappa).
 
-    >>> FixedWeights({"phi": 1, "mu": 10, "K": 3}).weights()
-    {'phi': 1.0, 'mu': 10.0, 'K': 3.0}
+    >>> FixedWeights({"phi": 1, "mu": 10, "kappa": 3}).weights()
+    {'phi': 1.0, 'mu': 10.0, 'kappa': 3.0}
     """
 
     def __init__(self, weights: Mapping[str, float]):
@@ -434,8 +434,8 @@ def parse_ratio(strategy: str, tasks: Iterable[str]) -> dict[str, float] | None:
 
     Returns ``None`` when ``strategy`` is not a ratio (has no ``":"``).
 
-    >>> parse_ratio("1:10:3", ("phi", "mu", "K"))
-    {'phi': 1.0, 'mu': 10.0, 'K': 3.0}
+    >>> parse_ratio("1:10:3", ("phi", "mu", "kappa"))
+    {'phi': 1.0, 'mu': 10.0, 'kappa': 3.0}
     """
     if ":" not in strategy:
         return None
@@ -474,8 +474,8 @@ def build(strategy: str, tasks: Iterable[str], **options) -> Weighting:
     --------
     >>> build("fixed", ["phi", "mu"], weights={"phi": 1, "mu": 10}).weights()
     {'phi': 1.0, 'mu': 10.0}
-    >>> build("1:10:3", ["phi", "mu", "K"]).weights()
-    {'phi': 1.0, 'mu': 10.0, 'K': 3.0}
+    >>> build("1:10:3", ["phi", "mu", "kappa"]).weights()
+    {'phi': 1.0, 'mu': 10.0, 'kappa': 3.0}
     """
     tasks = tuple(tasks)
     ratio = parse_ratio(str(strategy), tasks)
@@ -517,7 +517,7 @@ def from_config(cfg, strategy: str | None = None, tasks: Iterable[str] = TASKS) 
         alpha, and DWA's temperature.
     strategy : str, optional
         As for :func:`build`: ``"dynamic"``, ``"uncertainty"``, ``"dwa"``,
-        ``"fixed"`` or a ratio such as ``"1:10:3"`` (phi:mu:K).
+        ``"fixed"`` or a ratio such as ``"1:10:3"`` (phi:mu:kappa).
     tasks : iterable of str
         Task names (default porosity, shear and bulk modulus).
     """

@@ -1,7 +1,7 @@
 """The elastic labels: porosity and moduli of binary images by FEM.
 
-:func:`fem_labels` computes porosity, the 2D bulk modulus ``kappa``, the
-shear modulus ``mu`` and the full stiffness ``C`` of every image of a
+:func:`fem_labels` computes the porosity ``phi``, the 2D bulk modulus ``kappa``,
+the shear modulus ``mu`` and the full stiffness ``C`` of every image of a
 dataset with :mod:`dmtnn.fem`, for the threshold labels (the paper's labels,
 :mod:`dmtnn.data.threshold`) and, on synthetic data, the true geometry.
 Results are cached per rock in parts of ``fem.chunk`` images, so a killed run
@@ -45,9 +45,10 @@ __all__ = [
     "trend_ratio",
 ]
 
-#: Arrays of one rock's elastic labels, each with one entry per image.
-LABEL_FIELDS = ("porosity", "kappa", "mu", "C", "converged", "n_iter", "seconds")
-_FEM_LABELS_VERSION = 1
+#: Arrays of one rock's elastic labels, each with one entry per image. ``phi``, ``mu`` and
+#: ``kappa`` are also the names of the networks' tasks (:data:`dmtnn.multitask.REGRESSION`).
+LABEL_FIELDS = ("phi", "kappa", "mu", "C", "converged", "n_iter", "seconds")
+_FEM_LABELS_VERSION = 2  # of the cached arrays' names and meaning; part of the cache key
 
 
 def solver_settings(cfg: Config) -> tuple[dict, str | None]:
@@ -59,8 +60,8 @@ def solver_settings(cfg: Config) -> tuple[dict, str | None]:
 def label_chunk(images: np.ndarray, fem: dict, device: str | None = None) -> dict:
     """Porosity and FEM labels of a stack of binary images: the unit of work of :func:`fem_labels`.
 
-    ``fem`` holds :class:`dmtnn.config.FEMConfig` fields (``K``, ``G``,
-    ``plane``, ``dtype``, ``tol``). A plain function of arrays, so it can be
+    ``fem`` holds :class:`dmtnn.config.FEMConfig` fields (``K``, ``G``: the
+    quartz grains' 3D moduli; ``plane``, ``dtype``, ``tol``). A plain function of arrays, so it can be
     shipped to a Dask worker.
     """
     t0 = time.perf_counter()
@@ -68,7 +69,7 @@ def label_chunk(images: np.ndarray, fem: dict, device: str | None = None) -> dic
                                 plane=fem["plane"], tol=fem["tol"], device=device,
                                 dtype=getattr(torch, fem["dtype"]))
     seconds = (time.perf_counter() - t0) / len(images)
-    return {"porosity": porosity(images, axis=(1, 2)), "kappa": res.kappa, "mu": res.mu,
+    return {"phi": porosity(images, axis=(1, 2)), "kappa": res.kappa, "mu": res.mu,
             "C": res.C, "converged": res.converged, "n_iter": res.n_iter,
             "seconds": np.full(len(images), seconds)}
 
@@ -98,7 +99,7 @@ def fem_labels(
     Returns
     -------
     ``{rock: {kind: arrays}}`` with the arrays of :data:`LABEL_FIELDS`:
-    ``porosity``, ``kappa``, ``mu`` (GPa, per image), ``C`` (N, 3, 3) GPa,
+    ``phi`` (porosity), ``kappa``, ``mu`` (GPa, per image), ``C`` (N, 3, 3) GPa,
     ``converged``, ``n_iter``, and ``seconds`` (solver time per image).
     """
     store, f = store_for(cfg), cfg.fem
@@ -160,7 +161,7 @@ def labels_table(labels: dict) -> pd.DataFrame:
                 "converged": ok.mean(),
                 "iterations (median)": float(np.median(a["n_iter"])),
                 "s / image": float(a["seconds"].mean()),
-                "φ": float(a["porosity"].mean()),
+                "φ": float(a["phi"].mean()),
                 "κ (GPa)": float(np.nanmean(a["kappa"])) if ok.any() else np.nan,
                 "μ (GPa)": float(np.nanmean(a["mu"])) if ok.any() else np.nan,
             })
@@ -199,10 +200,10 @@ def trend_ratio(sample: dict, reference: dict, key: str) -> np.ndarray:
     """Ratio of ``sample[key]`` to the reference's linear trend in porosity, per image.
 
     The reference (e.g. real Berea windows) is fitted by least squares,
-    ``key = a + b * porosity``, over its converged images; the ratio is
+    ``key = a + b * phi``, over its converged images; the ratio is
     evaluated at each sample image's own porosity (converged images only).
     """
     ok = reference["converged"]
-    b, a = np.polyfit(reference["porosity"][ok], reference[key][ok], 1)
+    b, a = np.polyfit(reference["phi"][ok], reference[key][ok], 1)
     mine = sample["converged"]
-    return sample[key][mine] / (a + b * sample["porosity"][mine])
+    return sample[key][mine] / (a + b * sample["phi"][mine])

@@ -55,6 +55,8 @@ class RealDataMissing(FileNotFoundError):
 
 @dataclass(frozen=True)
 class RealVolume:
+    """One real binary volume: its file under the real-data root, shape, voxel size and source."""
+
     name: str
     path: str  # relative to the real-data root
     shape: tuple[int, int, int]

@@ -68,7 +68,12 @@ Torquato, S. (2002). Random Heterogeneous Materials. Springer (2D
 
 from __future__ import annotations
 
-from dmtnn.fem._api import FEMResult, effective_stiffness, elastic_moduli, label_images
+from dmtnn.fem._api import (
+    FEMResult,
+    effective_stiffness,
+    elastic_moduli,
+    elastic_moduli_batched,
+)
 from dmtnn.fem._direct import effective_stiffness_direct
 from dmtnn.fem._fields import LocalFields, local_fields
 from dmtnn.fem._materials import (
@@ -88,9 +93,9 @@ __all__ = [
     "effective_stiffness",
     "effective_stiffness_direct",
     "elastic_moduli",
+    "elastic_moduli_batched",
     "LocalFields",
     "local_fields",
-    "label_images",
     "solid_moduli_2d",
     "hashin_shtrikman_upper_2d",
     "isotropic_projection",

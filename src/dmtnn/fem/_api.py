@@ -15,7 +15,7 @@ from dmtnn.fem._inputs import _DEFAULT_MAX_ITER
 from dmtnn.fem._materials import isotropic_projection
 from dmtnn.fem._pcg import _solve
 
-__all__ = ["FEMResult", "effective_stiffness", "elastic_moduli", "label_images"]
+__all__ = ["FEMResult", "effective_stiffness", "elastic_moduli", "elastic_moduli_batched"]
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def elastic_moduli(
     )
 
 
-def label_images(
+def elastic_moduli_batched(
     images: Any,
     batch_size: int = 64,
     progress: bool = True,

@@ -51,7 +51,7 @@ def _head(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
 
 
 class CNN(nn.Module):
-    """The paper's baseline CNN: one network, three outputs ``phi``, ``mu``, ``K``."""
+    """The paper's baseline CNN: one network, three outputs ``phi``, ``mu``, ``kappa``."""
 
     def __init__(self, in_channels: int = 1, image_size: int = 256, width: float = 1.0):
         super().__init__()

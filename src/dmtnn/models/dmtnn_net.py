@@ -36,8 +36,8 @@ from dmtnn.models.blocks import channels, init_weights
 __all__ = ["TASKS", "conv_bn_relu", "SharingNetwork", "FeatureModule", "Subnet",
            "InformationExtraction", "DMTNN", "dmtnn_net", "mtnn_ws"]
 
-#: The regression outputs: porosity, shear modulus, bulk modulus.
-TASKS = ("phi", "mu", "K")
+#: The regression outputs: porosity, shear modulus, 2D bulk modulus (the paper's "K").
+TASKS = ("phi", "mu", "kappa")
 
 
 def conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
@@ -68,7 +68,7 @@ class FeatureModule(nn.Module):
 
     The paper says "down-sampling" without its kind. Average pooling keeps area
     fractions, which is what porosity and, to first order, the moduli are; on
-    the quick profile it gave test R2 0.54 / 0.59 (mu / K) against 0.36 / 0.48
+    the quick profile it gave test R2 0.54 / 0.59 (mu / kappa) against 0.36 / 0.48
     with max pooling (both with augmentation, 10 epochs, learning rate 1e-3).
     """
 
@@ -174,7 +174,7 @@ class DMTNN(nn.Module):
 
     Returns (forward)
     -----------------
-    dict with ``"phi"``, ``"mu"``, ``"K"`` (B,) and, with a segmenter, the
+    dict with ``"phi"``, ``"mu"``, ``"kappa"`` (B,) and, with a segmenter, the
     segmentation logits ``"mask"`` (B, 1, H, W).
     """
 

@@ -19,7 +19,7 @@ name               kind          builder arguments (besides ``width``)
 
 A segmenter returns one logit map (B, 1, H, W) (positive = grain): the
 ``"mask"`` task of :data:`dmtnn.samples.SEGMENTATION`. A regression network
-returns a dict of ``(B,)`` tensors, one per task (``"phi"``, ``"mu"``, ``"K"``,
+returns a dict of ``(B,)`` tensors, one per task (``"phi"``, ``"mu"``, ``"kappa"``,
 or the ``tasks`` it was built with) and, with a segmenter inside (DMTNN), that
 segmenter's logits as ``"mask"`` (B, 1, H, W). :meth:`Network.outputs` gives
 these shapes for an input size.
@@ -62,7 +62,7 @@ class Network:
         Takes a trained segmenter (``segmenter=``), frozen inside it.
     variants : bool
         Takes Appendix A's ``depth`` (feature modules per subnet) and
-        ``tasks`` (a subset of phi, mu, K).
+        ``tasks`` (a subset of phi, mu, kappa).
     multiple : int
         Image sides must be multiples of this (the segmenters' down-samplings).
     """

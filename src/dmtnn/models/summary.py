@@ -20,9 +20,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dmtnn.models.baselines import CrossStitch
+from dmtnn.models.baselines import CrossStitch, cnn
 from dmtnn.models.blocks import BasicBlock
-from dmtnn.models.linknet import DecoderBlock
+from dmtnn.models.dmtnn_net import dmtnn_net
+from dmtnn.models.linknet import DecoderBlock, linknet18
 
 __all__ = ["format_shape", "layer_table", "paper_tables", "table_markdown"]
 
@@ -251,8 +252,6 @@ def paper_tables(image_size: int = 256, width: float = 1.0) -> dict[str, pd.Data
         ``{"dmtnn": table, "cnn": table}`` for one ``(1, 1, image_size,
         image_size)`` input. The global torch random state is left as it was.
     """
-    from dmtnn.models import cnn, dmtnn_net, linknet18  # the package's builders
-
     shape = (1, 1, image_size, image_size)
     with torch.random.fork_rng(devices=[]):
         nets = {"dmtnn": dmtnn_net(linknet18(width=width), image_size=image_size, width=width),
