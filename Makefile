@@ -18,7 +18,7 @@ PROFILE ?= $(shell $(PY) -c "import torch; print('book' if torch.cuda.is_availab
 JB_FLAGS := -W -n --keep-going
 
 
-.PHONY: help venv data notebooks stage book html publish test unit nbtest nbval nbref booktest lint clean
+.PHONY: help venv data notebooks stage book html publish test unit nbtest nbval nbref booktest browsercheck lint clean
 
 help:
 	@echo "make book   build the book (profile: $(PROFILE)); make test   run all tests"
@@ -48,7 +48,8 @@ stage:
 	@test -n "$$(ls $(SRC)/*.ipynb 2>/dev/null)" || { echo "no executed notebooks in $(SRC)"; exit 1; }
 	rm -rf book/notebooks && mkdir -p book/notebooks && cp $(SRC)/*.ipynb book/notebooks/
 	$(PY) -m dmtnn.diagrams book/figures
-	$(PY) -m dmtnn.comparison book/figures/comparison_table.md
+	$(PY) -m dmtnn.comparison book/figures/comparison_table.md --verdicts book/figures/verdict_box.md
+	$(PY) -m dmtnn.config book/figures/profiles_table.md
 
 book: notebooks
 	$(MAKE) --no-print-directory stage SRC=artifacts/$(PROFILE)/notebooks
@@ -92,6 +93,14 @@ booktest: nbtest
 	$(MAKE) --no-print-directory stage SRC=artifacts/ci/notebooks
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	$(PY) -m dmtnn.bookcheck _build/html
+	$(MAKE) --no-print-directory browsercheck
+
+# Every page of the built book in headless Chromium, offline: fails on a console error,
+# an image that does not load, raw TeX, a text output wider than its column; one
+# screenshot per page in _build/screenshots. Needs Debian's chromium and chromium-driver
+# (`apt-get install chromium chromium-driver`; .ci/run installs them).
+browsercheck: venv
+	$(PY) -m dmtnn.browsercheck _build/html --screenshots _build/screenshots
 
 test: lint unit nbval booktest
 

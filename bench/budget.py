@@ -28,7 +28,7 @@ from train import flops_per_image
 
 from dmtnn import models
 from dmtnn.config import load_profile
-from dmtnn.data.dataset import slab_layout
+from dmtnn.data.dataset import rock_layout
 
 
 @dataclass
@@ -58,15 +58,15 @@ def _flops(cfg, arch: str, **kwargs) -> tuple[float, float]:
         if spec.segmenter:  # DMTNN: on a frozen LinkNet of the segmenter's width
             segmenter = models.build("linknet", width=cfg.segmenter.width)
             kwargs["segmenter"] = segmenter.requires_grad_(False)
-        model = spec.build(image_size=size, width=cfg.multitask.width, **kwargs)
+        widths = spec.width_kwargs(cfg.multitask.width, cfg.multitask.head_width)
+        model = spec.build(image_size=size, **widths, **kwargs)
     return flops_per_image(model, size)
 
 
 def budget(profile: str) -> list[Runs]:
     cfg = load_profile(profile)
     d = cfg.data
-    _, split = slab_layout(d.slices_per_rock, d.val_fraction, d.test_fraction, d.gap_slices)
-    per_rock = {s: int((split == code).sum()) for s, code in (("train", 0), ("val", 1))}
+    per_rock = rock_layout(d, d.train_rocks[0]).counts()
     n_train, n_val = (len(d.train_rocks) * per_rock[s] for s in ("train", "val"))
     sc, tc, lc = cfg.segmenter, cfg.multitask, cfg.loss
     at = cfg.appendix.train_config(tc)
@@ -76,9 +76,13 @@ def budget(profile: str) -> list[Runs]:
         rows.append(Runs("04_segmenter", arch, 1, n_train, n_val, sc.epochs, train, fwd))
     fwd, train = _flops(cfg, "dmtnn")
     cnn_fwd, cnn_train = _flops(cfg, "cnn")
-    rows.append(Runs("05_dmtnn", "dmtnn", 1, n_train, n_val, tc.epochs, train, fwd))
-    rows.append(Runs("05_dmtnn", "cnn", 1, n_train, n_val, tc.epochs, cnn_train, cnn_fwd))
-    others = len(lc.strategies) * lc.seeds - 1  # 05 trained dynamic, seed 0
+    heads = lc.headline_seeds  # 05: DMTNN and the CNN over these seeds, same weights
+    rows.append(Runs("05_dmtnn", "dmtnn", heads, n_train, n_val, tc.epochs, train, fwd))
+    rows.append(Runs("05_dmtnn", "cnn", heads, n_train, n_val, tc.epochs, cnn_train, cnn_fwd))
+    # 05: DMTNN with the other porosity treatment (raw or standardised), loss.seeds seeds
+    rows.append(Runs("05_dmtnn", "dmtnn (other phi)", lc.seeds, n_train, n_val, tc.epochs,
+                     train, fwd))
+    others = len(lc.strategies) * lc.seeds - min(lc.seeds, heads)  # 05 trained dynamic's
     rows.append(Runs("06_weights", "dmtnn", others, n_train, n_val, tc.epochs, train, fwd))
     one = (per_rock["train"], per_rock["val"])
     rows.append(Runs("08_appendix_a", "dmtnn (MTNN)", 1, *one, at.epochs, train, fwd))

@@ -10,10 +10,10 @@ training and inference throughput in images/s, achieved TFLOP/s and the model
 FLOPs utilisation (MFU = achieved FLOP/s over the device's dense bf16 peak).
 
 Training is timed through the training loop itself (``dmtnn.train.train_epoch``:
-bf16 autocast and channels_last on CUDA, Adam, loss and KPI bookkeeping, the
-per-batch NaN check), on random images held on the device, after one warm-up
-epoch. Inference is a no-grad forward pass in the same
-precision.
+bf16 autocast and channels_last where the device multiplies bf16, Adam, loss
+and KPI bookkeeping, the per-batch NaN check), on random images held on the
+device, after one warm-up epoch. Inference is a no-grad forward pass in the
+same precision.
 
 On CUDA the batch is the largest power of two up to ``--max-batch`` whose
 training step fits in memory; on the CPU it is ``--cpu-batch``. The peak is
@@ -24,27 +24,47 @@ Goals: MFU >= 40 % in training on one H100 for the segmenter and for DMTNN
 (whose sharing network runs 256-channel 3x3 convolutions at full resolution,
 about 135 GFLOP per 256 x 256 image forward: compute-bound).
 
+``--compare OLD``: the CPU training speed of this checkout against another
+(``OLD``, e.g. ``git worktree add /tmp/old 6e57328``, the code before bf16 on
+the CPU and DMTNN's segmenter cache), on the quick profile's networks and
+settings: DMTNN (its sharing and extraction width, on a LinkNet of the
+segmenter's width) and LinkNet, 128 px, the profile's batch, one warm-up
+epoch then the rest of the profile's epochs (augmented where the code
+augments, so that the segmenter cache fills as in a real run). Each timing
+runs in its own process (``bench/compare_worker.py``, with ``OLD/src`` or
+this checkout's ``src`` on ``PYTHONPATH``), old and new interleaved,
+``--repeats`` times; the table gives the medians and the median of the paired
+speed-ups. Goals on 2 CPU cores: DMTNN >= 2.5x, LinkNet >= 2x.
+
 Usage::
 
     python bench/train.py                        # CPU, LinkNet and U-Net at 256 x 256
     python bench/train.py --device cuda --compile
     python bench/train.py --models linknet --size 512
     python bench/train.py --models dmtnn cnn
+    python bench/train.py --compare /tmp/old --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dmtnn import models
+from dmtnn.config import load_profile
 from dmtnn.multitask import REGRESSION
 from dmtnn.samples import SEGMENTATION, Samples, compute_scales, to_device
-from dmtnn.settings import resolve_device
+from dmtnn.settings import fast_precision, resolve_device
 from dmtnn.train import train_epoch
 from dmtnn.weighting import DynamicWeights
 
@@ -102,16 +122,35 @@ def tasks_of(arch: str):
     return SEGMENTATION if arch in SEGMENTERS else REGRESSION
 
 
-def time_training(model, samples, batch, device, tasks, epochs: int = 2) -> float:
-    """Images/s of the training loop's epoch (after one warm-up epoch)."""
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` on ``device``, in channels_last where the loop runs it in bf16 (as ``fit``)."""
+    model = model.to(device)
+    if fast_precision(device) is not None:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def time_training(model, samples, batch, device, tasks, epochs: int = 2,
+                  augment: bool = False) -> float:
+    """Images/s of the training loop's epoch (after one warm-up epoch).
+
+    With ``augment``, batches are turned by random symmetries of the square
+    (seeded), as in training: a frozen segmenter's cache then fills as in a
+    real run.
+    """
     data = to_device(samples, tasks, compute_scales(samples, tasks), device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     weighting = DynamicWeights([t.name for t in tasks])
-    train_epoch(model, tasks, data, weighting, opt, batch)  # warm-up
+    gen = torch.Generator().manual_seed(0)
+
+    def epoch():
+        train_epoch(model, tasks, data, weighting, opt, batch, generator=gen, augment=augment)
+
+    epoch()  # warm-up
     sync(device)
     t0 = time.perf_counter()
     for _ in range(epochs):
-        train_epoch(model, tasks, data, weighting, opt, batch)
+        epoch()
     sync(device)
     return epochs * len(samples) / (time.perf_counter() - t0)
 
@@ -120,12 +159,10 @@ def time_training(model, samples, batch, device, tasks, epochs: int = 2) -> floa
 def time_inference(model, size, batch, device, repeats: int = 3) -> float:
     model.eval()
     x = torch.randn(batch, 1, size, size, device=device)
-    if device.type == "cuda":
+    dtype = fast_precision(device)
+    if dtype is not None:
         x = x.contiguous(memory_format=torch.channels_last)
-        amp = torch.autocast("cuda", dtype=torch.bfloat16)
-    else:
-        amp = torch.autocast("cpu", enabled=False)
-    with amp:
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         model(x)
         sync(device)
         t0 = time.perf_counter()
@@ -145,7 +182,7 @@ def largest_batch(build, size, device, max_batch, tasks) -> int:
     best, batch = 0, 8
     while batch <= max_batch:
         try:
-            model = build().to(device).to(memory_format=torch.channels_last)
+            model = prepare_model(build(), device)
             s = random_samples(batch, size)
             time_training(model, s, batch, device, tasks, epochs=1)
             best = batch
@@ -157,6 +194,59 @@ def largest_batch(build, size, device, max_batch, tasks) -> int:
     if best == 0:
         raise RuntimeError(f"not even a batch of 8 images of {size} px fits on {device}")
     return best
+
+
+def quick_settings() -> dict[str, dict]:
+    """The quick profile's networks and training settings, per model compared."""
+    cfg = load_profile("quick")
+    seg, mt = cfg.segmenter, cfg.multitask
+    common = {"size": cfg.data.image_size, "seg_width": seg.width}
+    return {
+        "dmtnn": {**common, "width": mt.width, "batch": mt.batch_size, "epochs": mt.epochs},
+        "linknet": {**common, "width": seg.width, "batch": seg.batch_size, "epochs": seg.epochs},
+    }
+
+
+def compare(old_root: Path, arches, repeats: int, images: int, batches=None,
+            threads: int | None = None) -> None:
+    """Print training images/s of the old and this checkout's code, interleaved, medians."""
+    new_root = Path(__file__).resolve().parents[1]
+    worker = new_root / "bench" / "compare_worker.py"
+    if not (old_root / "src" / "dmtnn").is_dir():
+        raise SystemExit(f"--compare {old_root}: no src/dmtnn there; make one with "
+                         f"git worktree add {old_root} <commit>")
+    settings = quick_settings()
+    runs = [(arch, b) for arch in arches for b in (batches or [settings[arch]["batch"]])]
+    speed = {(arch, b, code): [] for arch, b in runs for code in ("old", "new")}
+    threads = threads or torch.get_num_threads()
+    print(f"# CPU ({threads} threads), quick profile: {settings}, "
+          f"{images} images, {repeats} repeats; old = {old_root}", flush=True)
+    for r in range(repeats):
+        for arch, batch in runs:
+            s = settings[arch]
+            order = ("old", "new") if r % 2 == 0 else ("new", "old")
+            for code in order:
+                root = old_root if code == "old" else new_root
+                args = [sys.executable, str(worker), "--root", str(root), "--model", arch,
+                        "--batch", str(batch), "--size", str(s["size"]), "--width",
+                        str(s["width"]), "--seg-width", str(s["seg_width"]), "--images",
+                        str(images), "--epochs", str(s["epochs"]), "--threads", str(threads)]
+                env = {**os.environ, "PYTHONPATH": str(root / "src")}
+                done = subprocess.run(args, env=env, capture_output=True, text=True,
+                                      check=False)
+                if done.returncode:
+                    raise SystemExit(f"{code} {arch} failed:\n{done.stderr[-3000:]}")
+                ips = json.loads(done.stdout.strip().splitlines()[-1])["images_per_s"]
+                speed[arch, batch, code].append(ips)
+                print(f"  repeat {r + 1}: {arch} batch {batch} {code} {ips:.1f} img/s",
+                      flush=True)
+    print("model | batch | old img/s | new img/s | speed-up (median of pairs) | pairs")
+    for arch, batch in runs:
+        old, new = speed[arch, batch, "old"], speed[arch, batch, "new"]
+        ratios = [n / o for o, n in zip(old, new, strict=True)]
+        print(f"{arch} | {batch} | {statistics.median(old):.1f} | {statistics.median(new):.1f}"
+              f" | {statistics.median(ratios):.2f}x | "
+              f"{', '.join(f'{q:.2f}' for q in ratios)}", flush=True)
 
 
 def main(argv=None) -> None:
@@ -172,7 +262,20 @@ def main(argv=None) -> None:
     p.add_argument("--batches", type=int, default=4, help="batches per timed epoch")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--peak-tflops", type=float, help="device peak, dense bf16 TFLOP/s")
+    p.add_argument("--compare", type=Path, metavar="OLD",
+                   help="a checkout of older code: CPU training speed, old against this one")
+    p.add_argument("--repeats", type=int, default=3, help="--compare: interleaved repeats")
+    p.add_argument("--images", type=int, default=64, help="--compare: images per epoch")
+    p.add_argument("--batch", type=int, nargs="+",
+                   help="--compare: batch sizes (default: the quick profile's)")
+    p.add_argument("--threads", type=int,
+                   help="--compare: torch threads (default torch's: one per core); on a CPU "
+                        "that others load, 1 gives steadier numbers")
     args = p.parse_args(argv)
+    if args.compare:
+        arches = [a for a in args.models if a in ("dmtnn", "linknet")] or ["dmtnn", "linknet"]
+        compare(args.compare, arches, args.repeats, args.images, args.batch, args.threads)
+        return
 
     device = resolve_device(args.device)
     peak = peak_tflops(device, args.peak_tflops)
@@ -205,9 +308,7 @@ def main(argv=None) -> None:
         f_fwd, f_train = flops_per_image(make(), args.size)
         batch = (largest_batch(build, args.size, device, args.max_batch, tasks)
                  if device.type == "cuda" else args.cpu_batch)
-        model = build().to(device)
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model = prepare_model(build(), device)
         train_ips = time_training(model, random_samples(batch * args.batches, args.size),
                                   batch, device, tasks)
         infer_ips = time_inference(model, args.size, batch, device)

@@ -26,8 +26,9 @@ def tiny_cfg(tmp_path, monkeypatch):
         data={
             "image_size": 32,
             "slices_per_rock": 12,
+            "val_slices_per_rock": 1,
+            "test_slices_per_rock": 1,
             "heldout_slices_per_rock": 3,
-            "gap_slices": 1,
             "train_rocks": ["Berea"],
             "heldout_rocks": ["Castle Gate"],
             "unseen_rocks": [],

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dmtnn.config import PAPER_PIXEL_UM, PROFILES, config_hash, load_profile
-from dmtnn.data.dataset import slab_layout
+from dmtnn.data.layout import rock_layout
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -17,7 +17,7 @@ def test_paper_profile_is_the_papers_setting():
     d = load_profile("paper").data
     assert (d.image_size, d.native_size, len(d.train_rocks)) == (256, 1000, 6)
     assert PAPER_PIXEL_UM == pytest.approx(8.7890625)
-    _, split = slab_layout(d.slices_per_rock, d.val_fraction, d.test_fraction, d.gap_slices)
+    split = rock_layout(d, "Berea").split
     # per rock 834 / 83 / 83 slices: 5004 / 498 / 498 over six rocks (paper: 5000 / 500 / 500)
     assert np.bincount(split).tolist() == [834, 83, 83]
     assert load_profile("paper").multitask.epochs == 100
@@ -54,3 +54,11 @@ def test_appendix_training_settings_and_rock():
     assert ci.appendix.train_config(ci.multitask) == ci.multitask  # no override: the same
     with pytest.raises(ValueError, match="appendix.rock 'Castle Gate' must be one of"):
         load_profile("ci", appendix={"rock": "Castle Gate"})
+
+
+def test_headline_seeds_per_profile():
+    """Notebook 05 trains DMTNN and the CNN over ``loss.headline_seeds`` seeds each."""
+    assert {p: load_profile(p).loss.headline_seeds for p in PROFILES} == {
+        "paper": 5, "book": 5, "quick": 3, "ci": 2}
+    with pytest.raises(ValueError, match="loss.headline_seeds must be >= 1, got 1, 0"):
+        load_profile("ci", loss={"headline_seeds": 0})

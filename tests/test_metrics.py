@@ -2,6 +2,9 @@ import numpy as np
 import pytest
 
 from dmtnn.metrics import (
+    HIGHER_IS_BETTER,
+    REGRESSION_SCORES,
+    bootstrap_ci,
     mae,
     mse,
     pixel_accuracy,
@@ -11,6 +14,7 @@ from dmtnn.metrics import (
     r2_score,
     regression_scores,
     relative_error,
+    rmse,
     segmentation_scores,
 )
 from dmtnn.morphology import porosity
@@ -92,18 +96,33 @@ def test_errors_by_hand():
         relative_error(p, np.array([1.0, 0.0, 3.0]))
 
 
-def test_bootstrap_interval_contains_the_score_and_narrows_with_more_images():
-    from dmtnn.metrics import bootstrap_ci
+def test_rmse_by_hand():
+    assert rmse([1.0, 2.0, 5.0], [1.0, 2.0, 2.0]) == pytest.approx(np.sqrt(9 / 3))
+    assert set(REGRESSION_SCORES) == set(HIGHER_IS_BETTER)
+    assert [k for k, v in HIGHER_IS_BETTER.items() if v] == ["R2"]
 
+
+def test_bootstrap_interval_contains_the_score_and_narrows_with_more_images():
     rng = np.random.default_rng(1)
     t = rng.normal(size=400)
     p = t + rng.normal(scale=0.5, size=400)
-    value, low, high = bootstrap_ci(r2_score, p, t)
-    assert low < value < high
-    _, low20, high20 = bootstrap_ci(r2_score, p[:20], t[:20])
+    value, low, high = bootstrap_ci(r2_score, p, t, n_boot=500)
+    assert low < value < high and value == r2_score(p, t)
+    _, low20, high20 = bootstrap_ci(r2_score, p[:20], t[:20], n_boot=500)
     assert high20 - low20 > 2 * (high - low)  # twenty images: a much wider interval
     assert bootstrap_ci(mae, p, t, seed=3) == bootstrap_ci(mae, p, t, seed=3)
     with pytest.raises(ValueError, match="two or more"):
         bootstrap_ci(mae, p[:1], t[:1])
-    value, low, high = bootstrap_ci(mae, p[:3], t[:3])  # too few images for an interval
-    assert value == mae(p[:3], t[:3]) and np.isnan(low) and np.isnan(high)
+    value, low, high = bootstrap_ci(mae, p[:40], t[:40], clusters=np.zeros(40))
+    assert value == mae(p[:40], t[:40]) and np.isnan(low) and np.isnan(high)  # one cluster
+
+
+def test_bootstrap_over_clusters_of_near_copies_is_wider():
+    # 10 slabs of 8 near-identical images: resampling images pretends to 80 independent ones
+    rng = np.random.default_rng(2)
+    slab = np.repeat(np.arange(10), 8)
+    t = rng.normal(size=80)
+    p = t + rng.normal(size=10)[slab] + rng.normal(scale=0.01, size=80)
+    value, low, high = bootstrap_ci(mae, p, t, n_boot=500)
+    same, clow, chigh = bootstrap_ci(mae, p, t, clusters=slab, n_boot=500)
+    assert same == value and chigh - clow > 2 * (high - low)

@@ -210,3 +210,82 @@ def test_appendix_depths_and_single_task_models(depth):
     assert count_parameters(single.extraction) < count_parameters(net.extraction.mu)
     with pytest.raises(ValueError, match="subset"):
         mtnn_ws(image_size=64, tasks=("E",))
+
+
+# -- the two channel multipliers and Appendix A's depths ----------------------------------
+
+
+def trainable(name: str, size: int, width: float, head_width: float, **kwargs) -> int:
+    """Trainable parameters of a registry network at a configuration's two multipliers
+    (built on the meta device: shapes only, no arithmetic)."""
+    spec = models.network(name)
+    with torch.device("meta"):
+        net = spec.build(image_size=size, **spec.width_kwargs(width, head_width), **kwargs)
+    return count_parameters(net)
+
+
+@pytest.mark.parametrize("name", models.names("regression"))
+def test_head_width_1_with_width_1_is_the_papers_network(name):
+    kwargs = {"segmenter": linknet18()} if name == "dmtnn" else {}
+    spec = models.network(name)
+    paper = count_parameters(spec.build(image_size=256, width=1.0, **kwargs), trainable=True)
+    split = spec.build(image_size=256, **spec.width_kwargs(1.0, 1.0), **kwargs)
+    assert count_parameters(split, trainable=True) == paper
+
+
+def convs(m: torch.nn.Module) -> list[int]:
+    return [c.out_channels for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+
+
+def linears(m: torch.nn.Module) -> list[int]:
+    return [c.out_features for c in m.modules() if isinstance(c, torch.nn.Linear)]
+
+
+def test_width_scales_the_full_resolution_parts_and_head_width_the_cheap_ones():
+    net = mtnn_ws(image_size=128, width=0.125, head_width=1.0)
+    # full resolution: the sharing network (256, 256, 128, 128, 64 x 0.125) and the
+    # first feature module (32 x 0.125); pooled: the second module and the layers after
+    assert convs(net.sharing) == [32, 32, 16, 16, 8]
+    for t in TASKS:
+        sub = getattr(net.extraction, t)
+        assert convs(sub.modules_[0]) == [4, 4] and convs(sub.modules_[1]) == [32, 32]
+        assert linears(sub.fc) == [240, 64, 1]
+    # the CNN pools after every stage: all of it is built at head_width
+    cnn_net = models.build("cnn", image_size=128, **models.network("cnn").width_kwargs(0.125, 1.0))
+    assert convs(cnn_net) == [16, 32, 64, 64] and linears(cnn_net) == [100, 3]
+    assert models.network("linknet").width_kwargs(0.25, 1.0) == {"width": 0.25}
+
+
+def test_stage_pools_end_every_depth_on_the_same_map():
+    from dmtnn.models.dmtnn_net import stage_pools
+
+    assert [stage_pools(128, d) for d in range(1, 6)] == [
+        (16,), (4, 4), (4, 2, 2), (2, 2, 2, 2), (2, 2, 2, 2, 2)]
+    assert stage_pools(64, 2) == (4, 4) and stage_pools(32, 2) == (4, 2)  # >= 4 px left
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        stage_pools(64, 0)
+    with pytest.raises(ValueError, match="too small"):
+        stage_pools(8, 4)
+
+
+@pytest.mark.parametrize(("size", "width", "head_width"),
+                         [(128, 0.125, 1.0), (256, 0.5, 1.0), (256, 1.0, 1.0), (64, 0.125, 0.125)])
+def test_appendix_depths_have_comparable_capacity(size, width, head_width):
+    # quick, book and paper widths (and a uniform one): every depth within x2 of depth 2
+    n = {d: trainable("mtnn_ws", size, width, head_width, depth=d)
+         for d in (1, 2, 3, 4)}
+    assert all(0.5 <= n[d] / n[2] <= 2 for d in n), n
+    assert n[2] < n[3] < n[4]  # the same fully connected layers, one more module each
+
+
+def test_depth_1_pools_less_when_its_module_is_narrower_than_the_head():
+    # quick widths, 128 px: depth 2 ends on 32 channels (head_width 1) of 128 / 16 = 8 px;
+    # depth 1's module has 4 channels (width 0.125), 8x fewer: k = floor(log2(8) / 2) = 1,
+    # it pools by 16 / 2 = 8, and its first fully connected layer sees 4 x 16 x 16 inputs
+    first_fc = {}
+    for depth in (1, 2, 3):
+        net = mtnn_ws(image_size=128, width=0.125, head_width=1.0, depth=depth)
+        first_fc[depth] = [getattr(net.extraction, t).fc[1].in_features for t in TASKS]
+    assert first_fc == {1: [4 * 16 * 16, 8 * 16 * 16, 8 * 16 * 16],
+                        2: [32 * 8 * 8, 64 * 8 * 8, 64 * 8 * 8],
+                        3: [32 * 8 * 8, 64 * 8 * 8, 64 * 8 * 8]}

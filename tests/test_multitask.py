@@ -5,12 +5,15 @@ import pytest
 
 from dmtnn.data import build_dataset
 from dmtnn.multitask import (
+    build_network,
     predict_parameters,
     regression_samples,
+    regression_tasks,
     segment_then_simulate,
     train_network,
+    trained_parameters,
 )
-from dmtnn.reports import strategy_table
+from dmtnn.reports import seed_predictions, strategy_table
 from dmtnn.segmentation import load_segmenter, train_segmenter
 
 
@@ -63,9 +66,40 @@ def test_dmtnn_and_cnn_train_and_predict_in_physical_units(tiny):
         assert {k: v.shape for k, v in pred.items()} == {k: (len(val),) for k in ("phi", "mu", "kappa")}
     # the moduli come back in GPa: the scale of the training labels, not standardised
     assert runs["dmtnn"][0].scales["mu"][0] == pytest.approx(train.targets["mu"].mean())
-    table = strategy_table(runs, val, cfg)
+    # every target is standardised, porosity too
+    assert runs["dmtnn"][0].scales["phi"] == pytest.approx(
+        (train.targets["phi"].mean(), train.targets["phi"].std()))
+    # the counts of the networks trained: DMTNN's segmenter frozen, the CNN all trainable
+    seg_params = sum(p.numel() for p in segmenter.parameters())
+    assert trained_parameters(runs["dmtnn"][0])["frozen"] == seg_params
+    cnn_net = build_network(cfg, "cnn")
+    assert trained_parameters(runs["cnn"][0]) == {
+        "trainable": sum(p.numel() for p in cnn_net.parameters()), "frozen": 0,
+        "total": sum(p.numel() for p in cnn_net.parameters())}
+    table = strategy_table(seed_predictions(runs, val.gray, cfg), val)
     assert list(table.index) == ["dmtnn", "cnn"] and (table["seeds"] == 1).all()
     assert np.isnan(table["R2 phi std"]).all()  # one seed: no spread
+
+
+def test_raw_porosity_is_the_papers_setting_and_another_run(tiny, caplog):
+    cfg, ds = tiny
+    labels = fake_labels(ds)
+    train, _ = regression_samples(ds, labels, "train")
+    val, _ = regression_samples(ds, labels, "val")
+    one = replace(cfg, multitask=replace(cfg.multitask, epochs=1))
+    paper = replace(one, loss=replace(one.loss, standardize_phi=False))
+    assert [t.normalize for t in regression_tasks(one)] == [True, True, True]
+    assert [t.normalize for t in regression_tasks(paper)] == [False, True, True]
+    std = train_network(one, train, val, "cnn", "1:1:1", progress=False)
+    with caplog.at_level("WARNING", logger="dmtnn.checkpoints"):
+        raw = train_network(paper, train, val, "cnn", "1:1:1", progress=False)
+    assert "phi" in std.scales and "phi" not in raw.scales and "mu" in raw.scales
+    # the same run's folder, but the tasks are in the checkpoint's identity: trained afresh
+    assert raw.folder == std.folder
+    assert "'normalize': True}" in caplog.text and "training afresh" in caplog.text
+    for r in (std, raw):
+        pred = predict_parameters(r, val.gray, one)["phi"]
+        assert pred.shape == (len(val),) and np.isfinite(pred).all()
 
 
 def test_segment_then_simulate_of_solid_and_porous_masks(tiny):
@@ -79,15 +113,19 @@ def test_segment_then_simulate_of_solid_and_porous_masks(tiny):
     assert (params["mu"][1:] < cfg.fem.G).all() and seconds > 0
 
 
-def test_best_alternative_by_validation_score():
+def test_best_alternative_by_the_validation_loss_of_the_kept_epoch():
     from types import SimpleNamespace
 
     import pandas as pd
 
     from dmtnn.multitask import best_alternative
 
-    runs = {s: SimpleNamespace(history=pd.DataFrame({"val score": v}))
-            for s, v in {"dynamic": [0.9], "1:1:1": [0.2, 0.5], "dwa": [0.4]}.items()}
+    def run(losses, best):
+        h = pd.DataFrame({"epoch": range(1, len(losses) + 1), "val selection loss": losses})
+        return SimpleNamespace(history=h, best_epoch=best)
+
+    # "dwa" reached the lowest loss at an epoch its run did not keep: the kept ones count
+    runs = {"dynamic": run([0.1], 1), "1:1:1": run([3.0, 2.0], 2), "dwa": run([1.0, 2.5], 2)}
     assert best_alternative(runs, exclude="dynamic") == "1:1:1"
     with pytest.raises(ValueError, match="no strategy other than 'dynamic'"):
         best_alternative({"dynamic": runs["dynamic"]}, exclude="dynamic")

@@ -9,7 +9,14 @@ from torch import nn
 from dmtnn.checkpoints import CheckpointMismatch, load_checkpoint, read_history
 from dmtnn.config import TrainConfig
 from dmtnn.samples import SEGMENTATION, Samples, Task, compute_scales, to_device
-from dmtnn.train import evaluate, fit, predict, seed_everything, train_epoch
+from dmtnn.train import (
+    collapsed_tasks,
+    evaluate,
+    fit,
+    predict,
+    seed_everything,
+    train_epoch,
+)
 from dmtnn.weighting import FixedWeights
 
 TASKS = (Task("mask", "segmentation"), Task("phi", "regression"),
@@ -63,7 +70,7 @@ def test_fit_writes_history_and_checkpoints(cfg, tmp_path):
     for col in ("train loss", "val loss", "train mask PA", "val phi R2", "weight mu"):
         assert col in h and np.isfinite(h[col]).all(), col
     assert ((h["val mask PA"] >= 0) & (h["val mask PA"] <= 1)).all()
-    assert res.best_epoch == int(h.loc[h["val score"].idxmax(), "epoch"])
+    assert res.best_epoch == int(h.loc[h["val selection loss"].idxmin(), "epoch"])
     assert (tmp_path / "a" / "best.pt").exists() and (tmp_path / "a" / "last.pt").exists()
     pd.testing.assert_frame_equal(read_history(tmp_path / "a"), h, check_dtype=False)
     # the loss is the weighted sum of the task losses (equal weights)
@@ -129,6 +136,64 @@ def test_nan_loss_stops_with_epoch_and_batch(cfg, tmp_path):
     seed_everything(0)
     with pytest.raises(FloatingPointError, match="at epoch 1, batch 1 of 3"):
         fit(Broken(), TASKS, samples(12, 1), samples(5, 2), cfg, tmp_path, progress=False)
+
+
+def test_selection_by_unweighted_standardised_validation_loss_or_last_epoch(tmp_path):
+    # a learning rate high enough that the first epoch is the best: 'val_loss' and 'last'
+    # keep different epochs (found by trying seeds; same seed, same numbers)
+    cfg = TrainConfig(epochs=4, batch_size=4, lr=3e-2, lr_step=2, seed=2)
+    weights = FixedWeights({"mask": 1.0, "phi": 10.0, "mu": 3.0})
+    res = run(cfg, tmp_path / "loss", weighting=weights)
+    h = res.history
+    # the task losses summed without the strategy's weights, on standardised targets:
+    # phi trains in its own units (normalize=False), so its loss counts / its variance
+    var_phi = np.var(samples(12, 1).targets["phi"])
+    expected = h["val mask loss"] + h["val phi loss"] / var_phi + h["val mu loss"]
+    np.testing.assert_allclose(h["val selection loss"], expected, rtol=1e-12)
+    assert not np.allclose(h["val selection loss"], h["val loss"])  # not the weighted total
+    assert res.best_epoch == int(h.loc[h["val selection loss"].idxmin(), "epoch"]) == 1
+    last = run(replace(cfg, select="last"), tmp_path / "last", weighting=weights)
+    assert last.best_epoch == 4
+    final = torch.load(tmp_path / "last" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(v, final[k]) for k, v in last.model.state_dict().items())
+    kept = res.model.state_dict()
+    assert any(not torch.equal(v, kept[k]) for k, v in last.model.state_dict().items())
+
+
+class Constant(nn.Module):
+    """Predicts one learned number per regression task, whatever the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(2))
+        self.seg = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        b = self.bias.expand(len(x), 2)
+        return {"mask": self.seg(x), "phi": b[:, 0], "mu": b[:, 1]}
+
+
+def test_a_constant_predictor_is_flagged_as_collapsed(cfg, tmp_path, caplog):
+    seed_everything(0)
+    with caplog.at_level("WARNING", logger="dmtnn.train"):
+        res = fit(Constant(), TASKS, samples(12, 1), samples(5, 2), cfg, tmp_path,
+                  device="cpu", progress=False)
+    # a constant scores R2 <= 0 on any targets; the mask is no regression: never flagged
+    assert res.collapsed == ("phi", "mu")
+    assert (res.history[["train phi R2", "train mu R2"]] <= 0).all().all()
+    assert "epoch 3: training R2 of phi" in caplog.text and "epoch 2:" not in caplog.text
+
+
+def test_collapsed_tasks_read_the_last_epoch_from_epoch_3_on():
+    def history(*r2):
+        return pd.DataFrame({"epoch": range(1, len(r2) + 1), "train phi R2": [0.9] * len(r2),
+                             "train mu R2": r2, "train mask PA": [0.0] * len(r2)})
+
+    assert collapsed_tasks(history(0.0, 0.0)) == ()  # too early to tell
+    assert collapsed_tasks(history(0.5, 0.5, 0.04)) == ("mu",)
+    assert collapsed_tasks(history(0.0, 0.0, 0.0, 0.3)) == ()  # recovered
+    assert collapsed_tasks(history(0.0, 0.0, 0.3), threshold=0.5) == ("mu",)
+    assert collapsed_tasks(pd.DataFrame()) == ()
 
 
 def test_bad_samples_are_named():
@@ -253,3 +318,29 @@ def test_a_mismatch_restarts_when_asked_as_a_fresh_run_would(cfg, tmp_path, capl
     epochs = []
     run(other, tmp_path / "a", callback=epochs.append)
     assert epochs == []
+
+
+def test_warmup_then_cosine_learning_rates(cfg, tmp_path):
+    cosine = replace(cfg, epochs=4, schedule="cosine")
+    plain = run(cosine, tmp_path / "plain").history["lr"]
+    # torch's CosineAnnealingLR stepped per epoch: lr (1 + cos(pi e / 4)) / 2
+    np.testing.assert_allclose(plain, [1e-3 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)],
+                               rtol=1e-9)
+    warm = run(replace(cosine, warmup=1), tmp_path / "warm").history["lr"]
+    # 12 images, batches of 4: epoch 1 climbs 1/3, 2/3, 3/3 of lr batch by batch (its
+    # first batch is recorded), then half a cosine over the 3 epochs left
+    np.testing.assert_allclose(warm, [1e-3 / 3, 1e-3, 1e-3 * 0.75, 1e-3 * 0.25], rtol=1e-9)
+
+
+def test_selection_and_width_settings_are_checked():
+    from dmtnn.config import load_profile
+
+    assert load_profile("quick").multitask.schedule == "cosine"  # the multitask default
+    assert load_profile("paper").segmenter.schedule == "step"
+    with pytest.raises(ValueError, match="multitask.select must be 'val_loss' or 'last'"):
+        load_profile("ci", multitask={"select": "best"})
+    with pytest.raises(ValueError, match="multitask.head_width must be positive"):
+        load_profile("ci", multitask={"head_width": 0.0})
+    with pytest.raises(ValueError, match=r"multitask.warmup must be >= 0 and below "
+                                         r"multitask.epochs \(2\)"):
+        load_profile("ci", multitask={"warmup": 2})

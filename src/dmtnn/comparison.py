@@ -33,7 +33,8 @@ from dmtnn.artifacts import atomic_write
 
 __all__ = ["PAPER_PA", "PAPER_PARAMS", "PAPER_R2", "PAPER_REL_ERROR_GAIN", "PAPER_REV_PX",
            "PAPER_REV_UM", "PAPER_WEIGHTS_R2", "Claim", "CLAIMS", "claim", "difference",
-           "glue_bundle", "record", "record_run", "table_markdown"]
+           "glue_bundle", "record", "record_run", "table_markdown", "VERDICT_BOX",
+           "verdict_box_markdown"]
 
 # --------------------------------------------------------------------------------------
 # The paper's numbers
@@ -102,9 +103,15 @@ class Claim:
     relative: bool = False
 
 
+_A2 = ("Per parameter, the paired difference of the MAE with its cluster bootstrap interval; "
+       "the verdict shared by φ, μ and κ, or each verdict with its parameters.")
 _TRAINING = ("Synthetic rocks; the CPU profiles train smaller networks for far fewer "
              "epochs than the paper's 100 on a GPU.")
-_SEEDS = "One seed (notebook 06 shows the spread over seeds)."
+_SEEDS = ("The mean over the profile's seeds (`loss.headline_seeds`), DMTNN and the CNN both "
+          "trained with the paper's dynamic weights; notebook 05 shows every seed.")
+_PAIRED = ("Paired difference of test R² on the same slices, averaged over seeds, with a 95 % "
+           "cluster bootstrap interval over test slabs; the verdict says on which side of 0 "
+           "the interval lies, or that a network under-fits its training data.")
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("rev-porosity", "Fig. 7", "2D porosity REV (µm)", PAPER_REV_UM,
@@ -145,6 +152,11 @@ CLAIMS: tuple[Claim, ...] = (
     *(Claim(f"fig11-dmtnn-{k}", "Fig. 11", f"DMTNN test R² of {name}", PAPER_R2["DMTNN"][k],
             f"{PAPER_R2['DMTNN'][k]:.2f}", "05_dmtnn", f"{_TRAINING} {_SEEDS}")
       for k, name in (("phi", "φ"), ("mu", "μ"), ("kappa", "κ"))),
+    *(Claim(f"headline-{k}", "Figs. 10, 11", f"DMTNN − CNN test R² of {name}",
+            round(PAPER_R2["DMTNN"][k] - PAPER_R2["CNN"][k], 2),
+            f"{PAPER_R2['DMTNN'][k] - PAPER_R2['CNN'][k]:+.2f} (DMTNN better)", "05_dmtnn",
+            f"{_PAIRED} {_TRAINING}")
+      for k, name in (("phi", "φ"), ("mu", "μ"), ("kappa", "κ"))),
     Claim("table1-time", "Table 1", "FEM labelling vs DMTNN training time", None,
           "FEM costs more than training", "05_dmtnn",
           "Our FEM is a preconditioned solver on the same machine as the training; the paper's "
@@ -154,10 +166,22 @@ CLAIMS: tuple[Claim, ...] = (
             f"about {PAPER_WEIGHTS_R2[s][k]:.2f} after 100 epochs", "06_weights",
             f"Training-set KPIs, as in the paper's Fig. 13. {_TRAINING}")
       for s in PAPER_WEIGHTS_R2 for k, name in (("phi", "φ"), ("mu", "μ"), ("kappa", "κ"))),
-    *(Claim(f"table2-{k}", "Table 2", f"DMTNN vs CNN relative error of {name}, Castle Gate",
+    *(Claim(f"weights-dynamic-vs-{other.replace(':', '-')}", "Fig. 13",
+            f"dynamic − {other} weights: test R² (φ, μ, κ)", None, text, "06_weights",
+            f"{_PAIRED} {_TRAINING}")
+      for other, text in (
+          ("1:10:3", "dynamic higher, training R² " + " / ".join(
+              f"{PAPER_WEIGHTS_R2['dynamic'][k]:.2f}" for k in ("phi", "mu", "kappa"))
+           + " vs " + " / ".join(
+              f"{PAPER_WEIGHTS_R2['1:10:3'][k]:.2f}" for k in ("phi", "mu", "kappa"))),
+          ("1:1:1", "dynamic better (no number)"))),
+    *(Claim(f"table2-{k}", "Table 2",
+            f"DMTNN − CNN relative error of {name}, over the CNN's, Castle Gate",
             None, f"DMTNN more than {PAPER_REL_ERROR_GAIN * 100:.0f} % lower", "07_robustness",
-            "Twenty slices; notebook 07's bootstrap intervals over every unseen slice say how "
-            "little 20 images can separate.")
+            f"Twenty slices of a few slabs, over the seeds of notebook 05: supported only where "
+            f"the whole 95 % cluster bootstrap interval of the paired difference, over the "
+            f"CNN's mean, lies below −{PAPER_REL_ERROR_GAIN * 100:.0f} % and both networks fit "
+            f"their training data.")
       for k, name in (("mu", "μ"), ("kappa", "κ"))),
     Claim("fig15-pa", "Fig. 15", "LinkNet pixel accuracy, 20 Castle Gate slices", 0.95,
           "about 0.95", "07_robustness",
@@ -165,18 +189,18 @@ CLAIMS: tuple[Claim, ...] = (
           "included it)."),
     Claim("a-mtnn-ws", "App. A", "porosity: MTNN vs MTNN_WS (no segmenter)", None,
           "the segmentation input improves porosity a lot", "08_appendix_a",
-          "Trained on one rock's training slab, as the paper's appendix did; judged on the MAE "
-          "(R² on that rock's few, similar test slices is unstable)."),
-    Claim("a1-depth", "Table A1", "test error, deepest vs shallowest network", None,
+          "Trained on one rock's training slabs, as the paper's appendix did; judged on the "
+          "paired difference of the MAE over that rock's test slabs (R² on its few, similar "
+          "slices is unstable)."),
+    Claim("a1-depth", "Table A1", "test MAE, shallowest − deepest network", None,
           "deeper networks overfit", "08_appendix_a",
-          "One rock's test slab is small: only differences beyond the bootstrap intervals "
-          "count."),
+          "One rock's few test slabs: a verdict needs the cluster bootstrap interval of the "
+          "paired difference to exclude 0 and both networks to fit their training data."),
     Claim("a2-single-test", "Table A2", "single- vs multi-task, test MAE (φ, μ, κ)", None,
           "single-task often more accurate", "08_appendix_a",
-          "Separable only where the 95 % bootstrap intervals do not overlap; one seed."),
+          _A2),
     Claim("a2-multi-unseen", "Table A2", "single- vs multi-task, unseen rocks MAE (φ, μ, κ)",
-          None, "multi-task more robust", "08_appendix_a",
-          "Separable only where the 95 % bootstrap intervals do not overlap; one seed."),
+          None, "multi-task more robust", "08_appendix_a", _A2),
 )
 
 _BY_KEY = {c.key: c for c in CLAIMS}
@@ -221,8 +245,10 @@ def record(key: str, ours: Any, verdict: str = "") -> None:
     """Glue our value of claim ``key`` (and its difference, or ``verdict``) for the book.
 
     ``ours`` is a number (formatted with the claim's format) or a short text;
-    ``verdict`` says, for a reading, whether our data support it (see
-    :func:`dmtnn.reports.verdict`).
+    ``verdict`` says, for a reading, whether our data support it: one of
+    :data:`dmtnn.statistics.VERDICTS` from a paired difference
+    (:func:`dmtnn.statistics.verdict`), or several cases combined by
+    :func:`dmtnn.reports.overall_verdict`.
     """
     c = claim(key)
     if isinstance(ours, numbers.Real):
@@ -269,12 +295,48 @@ def table_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The paper's claims in the verdict box, each with the claim keys that decide it.
+VERDICT_BOX = (
+    ("LinkNet segments as well as the paper says", ("fig9-linknet-pa", "fig9-threshold")),
+    ("DMTNN predicts φ, μ, κ better than the CNN", ("headline-phi", "headline-mu",
+                                                    "headline-kappa")),
+    ("Dynamic weights beat fixed ones", ("weights-dynamic-vs-1-1-1",
+                                         "weights-dynamic-vs-1-10-3")),
+    ("DMTNN is more robust than the CNN on an unseen rock", ("table2-mu", "table2-kappa")),
+    ("Appendix A: the segmenter, depth and multi-task learning help",
+     ("a-mtnn-ws", "a1-depth", "a2-single-test", "a2-multi-unseen")),
+)
+
+
+def verdict_box_markdown() -> str:
+    """The verdict box at the top of the intro and the comparison page.
+
+    One row per claim of the paper (:data:`VERDICT_BOX`): each deciding
+    quantity with our value and its verdict, pasted from the notebooks' glue,
+    and a link to the notebook. Nothing in it is typed by hand.
+    """
+    lines = ["| the paper's claim | what decides it | ours (verdict) | notebook |",
+             "|---|---|---|---|"]
+    for text, keys in VERDICT_BOX:
+        for i, key in enumerate(keys):
+            c = claim(key)
+            ours = f"{_paste(c.notebook, key)} ({_paste(c.notebook, f'{key}-diff')})"
+            link = f"[{c.notebook[:2]}](notebooks/{c.notebook}.ipynb)"
+            lines.append(f"| {text if i == 0 else ''} | {c.quantity} | {ours} | {link} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """``python -m dmtnn.comparison TABLE.md [--verdicts BOX.md]``: write the book's tables."""
     parser = argparse.ArgumentParser(description="Write the comparison page's table.")
     parser.add_argument("path", type=Path, help="the Markdown file to write")
+    parser.add_argument("--verdicts", type=Path, help="also write the verdict box here")
     args = parser.parse_args(argv)
     text = table_markdown()
     atomic_write(args.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if args.verdicts:
+        box = verdict_box_markdown()
+        atomic_write(args.verdicts, lambda tmp: tmp.write_text(box, encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ Segmentation: binary maps with 1 = grain, 0 = pore (the portal's convention).
   (porosity itself is :func:`dmtnn.morphology.porosity`).
 
 Regression: ``R2 = 1 - SS_res / SS_tot`` (the paper's KPI; negative when the
-prediction is worse than the mean), ``MSE``, ``MAE`` and the mean relative
-error ``mean |p - t| / |t|`` (Table 2).
+prediction is worse than the mean), ``MSE``, ``RMSE``, ``MAE`` (the last two in
+the target's units) and the mean relative error ``mean |p - t| / |t|``
+(Table 2); :data:`REGRESSION_SCORES` names them and :data:`HIGHER_IS_BETTER`
+says which way is better.
+
+Intervals and comparisons of scores live in :mod:`dmtnn.statistics`;
+:func:`bootstrap_ci` is its one-score interval as a tuple.
 
 Every function takes arrays; stacks ``(N, H, W)`` with ``per_image=True`` give
 one value per image, otherwise pixels are pooled over the whole stack.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from dmtnn.morphology import porosity
+from dmtnn.statistics import N_RESAMPLES, score_interval
 
 __all__ = [
     "pixel_accuracy",
@@ -29,10 +35,13 @@ __all__ = [
     "porosity_error",
     "r2_score",
     "mse",
+    "rmse",
     "mae",
     "relative_error",
     "segmentation_scores",
     "regression_scores",
+    "REGRESSION_SCORES",
+    "HIGHER_IS_BETTER",
     "bootstrap_ci",
 ]
 
@@ -141,6 +150,15 @@ def mse(pred, target) -> float:
     return float(((p - t) ** 2).mean())
 
 
+def rmse(pred, target) -> float:
+    """Root mean squared error, in the target's units (porosity fraction, GPa).
+
+    >>> rmse([1.0, 3.0], [1.0, 1.0])
+    1.4142135623730951
+    """
+    return float(np.sqrt(mse(pred, target)))
+
+
 def mae(pred, target) -> float:
     """Mean absolute error."""
     p, t = _pair(pred, target, binary=False)
@@ -185,45 +203,59 @@ def regression_scores(pred, target) -> dict[str, float]:
     }
 
 
-#: Fewest images for a bootstrap interval.
-MIN_BOOTSTRAP = 5
+#: The regression scores by name, and whether a higher value is better (R2) or a lower
+#: one (the errors, in the target's units: porosity fraction, GPa).
+REGRESSION_SCORES = {"R2": r2_score, "RMSE": rmse, "MAE": mae, "MSE": mse,
+                     "relative error": relative_error}
+HIGHER_IS_BETTER = {"R2": True, "RMSE": False, "MAE": False, "MSE": False,
+                    "relative error": False}
 
 
-def bootstrap_ci(score, pred, target, *, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """A score and its percentile bootstrap confidence interval over images.
+def bootstrap_ci(score, pred, target, *, clusters=None, n_boot: int = N_RESAMPLES,
+                 level: float = 0.95, method: str = "BCa", seed: int = 0
+                 ) -> tuple[float, float, float]:
+    """A score and its bootstrap confidence interval (:func:`scipy.stats.bootstrap`).
+
+    A thin wrapper of :func:`dmtnn.statistics.score_interval`, which returns
+    the method used and why. For the precision of one model's score; to compare
+    two models use :func:`dmtnn.statistics.paired_difference`.
 
     Parameters
     ----------
     score : callable
         ``score(pred, target) -> float``, e.g. :func:`r2_score` or :func:`mae`.
-    pred, target : arrays with one entry (value or image) per image
+    pred : array (n,) or (n_seeds, n)
+        One entry (value) per image; with several seeds, the score is their mean.
+    target : array (n,)
+    clusters : array (n,), optional
+        Cluster (slab or rock) of each image: the bootstrap resamples clusters
+        and pools their images. Default: each image its own cluster, which
+        assumes independent images (adjacent slices are not: pass their slabs).
     n_boot : int
-        Resamples of the images, with replacement.
+        Resamples.
     level : float
         Coverage of the interval.
+    method : {"BCa", "percentile", "basic"}
+        BCa falls back to percentile where it is undefined or with fewer than
+        :data:`dmtnn.statistics.MIN_BCA_CLUSTERS` clusters.
     seed : int
         Seed of the resampling.
 
     Returns
     -------
     (value, low, high): the score of all images and the interval's bounds
-    (NaN bounds for fewer than :data:`MIN_BOOTSTRAP` images).
+    (NaN bounds when there is a single cluster).
 
-    >>> value, low, high = bootstrap_ci(mae, np.arange(10.0), np.arange(10.0) + 1)
-    >>> value, low, high
+    Notes
+    -----
+    Before issue 14 this was a hand-written percentile bootstrap over images,
+    with NaN bounds below 5 images; ``clusters`` and ``method`` are new and the
+    default interval is BCa.
+
+    >>> bootstrap_ci(mae, np.arange(10.0), np.arange(10.0) + 1)
     (1.0, 1.0, 1.0)
     """
-    pred, target = np.asarray(pred), np.asarray(target)
-    if len(pred) != len(target) or len(pred) < 2:
-        raise ValueError(f"need two or more paired images, got {len(pred)} and {len(target)}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if len(pred) < MIN_BOOTSTRAP:  # resamples of so few images give a degenerate interval
-        return float(score(pred, target)), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(pred), (n_boot, len(pred)))
-    values = np.array([score(pred[i], target[i]) for i in draws])
-    values = values[np.isfinite(values)]  # e.g. R2 of a resample with one distinct target
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return float(score(pred, target)), float(low), float(high)
+    n = len(np.asarray(target))
+    res = score_interval(score, pred, target, np.arange(n) if clusters is None else clusters,
+                         n_resamples=n_boot, level=level, method=method, seed=seed)
+    return res.value, res.low, res.high

@@ -291,16 +291,16 @@ def compare(stacks: dict[str, np.ndarray], pixel_um: float, max_lag: int = 30):
     Returns
     -------
     table : DataFrame indexed by name: porosity, correlation length, mean
-        pore and grain chord (um)
+        pore and grain chord (µm)
     stats : {name: :func:`describe` dict}
     """
     stats = {name: describe(stack, max_lag) for name, stack in stacks.items()}
     table = pd.DataFrame({
         name: {
             "porosity": s["porosity"],
-            "correlation length (um)": s["corr_length"] * pixel_um,
-            "mean pore chord (um)": s["mean_pore_chord"] * pixel_um,
-            "mean grain chord (um)": s["mean_grain_chord"] * pixel_um,
+            "correlation length (µm)": s["corr_length"] * pixel_um,
+            "mean pore chord (µm)": s["mean_pore_chord"] * pixel_um,
+            "mean grain chord (µm)": s["mean_grain_chord"] * pixel_um,
         }
         for name, s in stats.items()
     }).T

@@ -3,23 +3,30 @@
 The regression tasks are the porosity ``phi`` of the threshold label, and the
 FEM shear modulus ``mu`` and 2D bulk modulus ``kappa`` of the same label
 (notebook 03), named as the fields of :data:`dmtnn.data.fem_labels.LABEL_FIELDS`.
-``mu`` and ``kappa`` are standardised with training-split
-statistics inside the training loop (saved with the checkpoint; predictions
-come back in GPa); porosity is not, as in the paper.
+All three are standardised with training-split statistics inside the
+training loop (saved with the checkpoint; predictions come back in the
+labels' units, porosity and GPa), so that each weighs alike on the shared
+weights; ``cfg.loss.standardize_phi = False`` trains on raw porosity as the
+paper does (:func:`regression_tasks`).
 
 - :func:`regression_samples`: images, masks and labels of one split, without
   the images whose FEM solve did not converge;
+- :func:`regression_tasks`: the three tasks as a configuration trains them;
 - :func:`build_network` / :func:`train_network`: any regression network of
   the :mod:`dmtnn.models` registry with any weighting strategy of
   :mod:`dmtnn.weighting` (by the names notebook 06 uses: ``"1:10:3"``,
   ``"dynamic"``...), through the one training loop; runs live in
   ``artifacts/<profile>/models/<network>-<strategy>-seed<k>``. DMTNN sits on
   the trained segmenter, which the caller passes in
-  (``segmenter=load_segmenter(cfg)[0]``, after notebook 04);
+  (``segmenter=load_segmenter(cfg)[0]``, after notebook 04). Each network is
+  built at the configuration's ``width`` and ``head_width`` as
+  :attr:`dmtnn.models.Network.scaling` says;
+- :func:`trained_parameters`: the parameter counts of a trained network, for
+  the tables that report it;
 - :func:`segment_then_simulate`: the two baselines the paper lacks (porosity
   of the predicted mask; FEM on it);
 - :func:`best_alternative`: the weighting strategy notebook 07 compares with
-  the paper's, chosen on validation scores.
+  the paper's, chosen on validation losses.
 
 The tables that score them (R2 per method, rock, split or strategy) are in
 :mod:`dmtnn.reports`; the paper's numbers in :mod:`dmtnn.comparison`.
@@ -40,15 +47,18 @@ from dmtnn.checkpoints import run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
 from dmtnn.data.fem_labels import label_chunk, solver_settings
+from dmtnn.data.layout import cluster_ids
 from dmtnn.samples import Samples, Task
 from dmtnn.train import FitResult, fit, predict, seed_everything
 
 __all__ = [
     "REGRESSION",
     "NETWORKS",
+    "regression_tasks",
     "regression_samples",
     "build_network",
     "train_network",
+    "trained_parameters",
     "predict_parameters",
     "segment_then_simulate",
     "best_alternative",
@@ -56,9 +66,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The three regressions: porosity as is, the moduli standardised.
+#: The three regressions, all standardised (the default; see :func:`regression_tasks`).
 REGRESSION = (
-    Task("phi", "regression"),
+    Task("phi", "regression", normalize=True),
     Task("mu", "regression", normalize=True),
     Task("kappa", "regression", normalize=True),
 )
@@ -87,8 +97,11 @@ def regression_samples(
     samples : Samples
         ``gray`` and targets ``phi``, ``mu``, ``kappa`` (GPa) and ``mask`` (the label).
     info : dict
-        ``rock`` (index into ``names``), ``names``, ``truth`` masks when known, and
-        ``dropped`` (images left out because their solve did not converge).
+        ``rock`` (index into ``names``), ``names``, ``cluster`` (slab of each image,
+        unique across rocks: :func:`dmtnn.data.layout.cluster_ids`; -1 for training
+        images; images of one slab are correlated, so a bootstrap resamples
+        clusters), ``truth`` masks when known, and ``dropped`` (images left out
+        because their solve did not converge).
     """
     names = [n for n in (rocks or ds.rocks) if len(ds[n].select(split))]
     if not names:
@@ -109,6 +122,8 @@ def regression_samples(
     targets["mask"] = np.concatenate([r.label[ok] for _, r, ok, _ in parts])
     info = {"rock": np.concatenate([np.full(len(ok), i) for i, _, ok, _ in parts]),
             "names": np.array([r.rock for _, r, _, _ in parts]), "dropped": dropped}
+    info["cluster"] = cluster_ids(info["rock"], np.concatenate([r.cluster[ok]
+                                                                for _, r, ok, _ in parts]))
     if all(r.truth is not None for _, r, _, _ in parts):
         info["truth"] = np.concatenate([r.truth[ok] for _, r, ok, _ in parts])
     if dropped:
@@ -117,10 +132,30 @@ def regression_samples(
     return Samples(gray, targets), info
 
 
-def _tasks(tasks) -> tuple[Task, ...]:
+def regression_tasks(cfg: Config) -> tuple[Task, ...]:
+    """The three regression tasks as ``cfg`` trains them.
+
+    Every target is standardised with the training split's mean and standard
+    deviation, unless ``cfg.loss.standardize_phi`` is ``False``: then porosity
+    is trained raw, as in the paper. The tasks go into every checkpoint's
+    identity, so runs of the two settings never mix.
+
+    >>> from dmtnn.config import load_profile
+    >>> [t.normalize for t in regression_tasks(load_profile("ci"))]
+    [True, True, True]
+    >>> paper = load_profile("ci", loss={"standardize_phi": False})
+    >>> [t.normalize for t in regression_tasks(paper)]
+    [False, True, True]
+    """
+    return tuple(replace(t, normalize=cfg.loss.standardize_phi) if t.name == "phi" else t
+                 for t in REGRESSION)
+
+
+def _tasks(cfg: Config, tasks) -> tuple[Task, ...]:
+    every = regression_tasks(cfg)
     if tasks is None:
-        return REGRESSION
-    chosen = tuple(t for t in REGRESSION if t.name in tasks)
+        return every
+    chosen = tuple(t for t in every if t.name in tasks)
     if len(chosen) != len(set(tasks)):
         raise ValueError(f"tasks must be among {[t.name for t in REGRESSION]}, got {tasks}")
     return chosen
@@ -135,12 +170,15 @@ def build_network(cfg: Config, name: str = "dmtnn", *, segmenter: nn.Module | No
     :mod:`dmtnn.segmentation`, after notebook 04. The network gets its own
     copy, frozen, so the caller's segmenter never changes. ``depth`` (feature
     modules per subnet) and ``tasks`` (a subset of phi, mu, kappa: single-task
-    models) apply to DMTNN and MTNN_WS (Appendix A).
+    models) apply to DMTNN and MTNN_WS (Appendix A). The channel multipliers
+    are ``cfg.multitask.width`` and ``head_width``, as the registry entry's
+    ``scaling`` says (:meth:`dmtnn.models.Network.width_kwargs`).
     """
     spec = models.network(name, "regression")
-    kwargs = {"image_size": cfg.data.image_size, "width": cfg.multitask.width}
+    kwargs = {"image_size": cfg.data.image_size,
+              **spec.width_kwargs(cfg.multitask.width, cfg.multitask.head_width)}
     if spec.variants:
-        kwargs.update(depth=depth, tasks=tuple(t.name for t in _tasks(tasks)))
+        kwargs.update(depth=depth, tasks=tuple(t.name for t in _tasks(cfg, tasks)))
     elif depth != 2 or tasks is not None:
         with_variants = [n for n in NETWORKS if models.REGISTRY[n].variants]
         raise ValueError(f"depth and tasks apply to {' and '.join(with_variants)}, not {name}")
@@ -182,7 +220,7 @@ def train_network(
     data (e.g. Appendix A's one rock) never replace the main ones.
     """
     strategy = strategy or cfg.loss.strategy
-    chosen = _tasks(tasks)
+    chosen = _tasks(cfg, tasks)
     tc = replace(cfg.multitask, seed=cfg.multitask.seed + seed)
     parts = [tag, name, strategy.replace(":", "-"), f"seed{seed}"]
     if depth != 2:
@@ -206,7 +244,33 @@ def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict
     """
     tasks = [t for t in REGRESSION if f"train {t.name} loss" in result.history]
     return predict(result.model, gray, tasks, result.scales,
-                   batch_size=cfg.multitask.batch_size, device=cfg.device)
+                   batch_size=cfg.multitask.batch_size, device=cfg.device,
+                   precision=cfg.multitask.precision)
+
+
+def trained_parameters(result: FitResult | nn.Module) -> dict[str, int]:
+    """Parameter counts of the network a run trained (or of any network).
+
+    Parameters
+    ----------
+    result : FitResult or nn.Module
+        A run of :func:`train_network` (its ``model``), or a network.
+
+    Returns
+    -------
+    dict
+        ``"trainable"`` (what the run fitted), ``"frozen"`` (DMTNN's
+        segmenter) and ``"total"``: for the tables that report a network
+        beside its scores, counted on the network actually trained (this
+        profile's image size, ``width`` and ``head_width``), not at the
+        paper's size.
+    """
+    net = result.model if isinstance(result, FitResult) else result
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"result must be a FitResult or an nn.Module, got {type(result)}")
+    trainable = models.count_parameters(net, trainable=True)
+    frozen = models.count_parameters(net, trainable=False)
+    return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}
 
 
 def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.ndarray], float]:
@@ -223,8 +287,15 @@ def segment_then_simulate(masks: np.ndarray, cfg: Config) -> tuple[dict[str, np.
 
 
 def best_alternative(runs: dict[str, FitResult], exclude: str) -> str:
-    """The strategy other than ``exclude`` with the best validation score (no test data used)."""
-    scores = {s: float(r.history["val score"].max()) for s, r in runs.items() if s != exclude}
-    if not scores:
+    """The strategy other than ``exclude`` whose kept epoch has the lowest validation loss.
+
+    The loss is the history's ``"val selection loss"`` (the task losses summed
+    unweighted, on standardised targets: the rule that chose each run's
+    epoch, alike for every strategy) at the run's ``best_epoch``; no test data
+    is used.
+    """
+    losses = {s: float(r.history.set_index("epoch").loc[r.best_epoch, "val selection loss"])
+              for s, r in runs.items() if s != exclude}
+    if not losses:
         raise ValueError(f"no strategy other than {exclude!r}")
-    return max(scores, key=scores.get)
+    return min(losses, key=losses.get)

@@ -25,6 +25,7 @@ it and the failing cell, and keeps the partial copy for inspection.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import platform
@@ -242,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", metavar="DIR",
                         help="run nothing; copy the executed notebooks to DIR as nbval references")
     args = parser.parse_args(argv)
+    needs = ("nbformat",) if args.reference else ("papermill", "nbformat", "ipykernel")
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"the notebook pipeline needs {', '.join(missing)} (the book extra): install "
+              f"with pip install -e .[book]", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)
     try:

@@ -130,12 +130,15 @@ class SplitTensors:
     (masks uint8, regression targets float32 in standardised units); they sit
     on ``device`` when they fit, else pinned on the CPU and copied batch by
     batch. ``input_scale`` is the (mean, std) that standardises the images.
+    ``cache`` holds what the training loop derives from the images once and
+    reuses (a frozen segmenter's logits: :mod:`dmtnn.train`).
     """
 
     x: torch.Tensor
     targets: dict[str, torch.Tensor]
     input_scale: tuple[float, float]
     device: torch.device  # where the model runs
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.x)

@@ -16,6 +16,7 @@ cross-entropy on the threshold labels, then frozen inside DMTNN. Here:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -26,6 +27,7 @@ from dmtnn.checkpoints import load_checkpoint, run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
 from dmtnn.data.threshold import threshold_segment
+from dmtnn.images import ImageWarning, as_stack, as_uint8_stack, check_side, contrast_warning
 from dmtnn.samples import SEGMENTATION, Samples
 from dmtnn.train import FitResult, fit, predict, seed_everything
 
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 #: Segmentation networks by name (from :data:`dmtnn.models.REGISTRY`): the paper's
 #: LinkNet and the U-Net baseline.
 ARCHITECTURES = models.names("segmentation")
+
+#: Side multiples of the segmenters' classes (their down-sampling; registry ``multiple``).
+_MULTIPLE = {"LinkNet": models.REGISTRY["linknet"].multiple, "UNet": models.REGISTRY["unet"].multiple}
 
 
 def segmentation_samples(ds: Dataset, split: str, target: str = "label") -> Samples:
@@ -79,6 +84,11 @@ def train_segmenter(
 def load_segmenter(cfg: Config, arch: str = "linknet") -> tuple[nn.Module, dict]:
     """The trained segmenter of a profile (best validation epoch) and its input scale.
 
+    The run is looked for under :func:`dmtnn.artifacts.artifacts_root`
+    (``$DMTNN_ARTIFACTS``, else ``artifacts/`` of the checkout, else of the
+    working directory). Weights shipped without their run are read by
+    :func:`dmtnn.weights.load_network` instead.
+
     Raises
     ------
     FileNotFoundError
@@ -89,16 +99,46 @@ def load_segmenter(cfg: Config, arch: str = "linknet") -> tuple[nn.Module, dict]
     model = _build(cfg, arch)
     path = run_folder(cfg, f"segmenter-{arch}") / "best.pt"
     if not path.exists():
-        raise FileNotFoundError(f"no trained {arch} segmenter at {path}: run notebook "
-                                f"04_segmenter (or train_segmenter) for profile {cfg.profile!r}")
+        raise FileNotFoundError(
+            f"no trained {arch} segmenter at {path}: run notebook 04_segmenter (or "
+            f"train_segmenter) for profile {cfg.profile!r}, point DMTNN_ARTIFACTS at the "
+            f"folder holding {cfg.profile}/models/, or use shipped weights instead: "
+            f"dmtnn.weights.load_network('weights/{arch}')")
     state = load_checkpoint(path, model, expect={"train": asdict(cfg.segmenter)})
     return model.eval(), state["scales"]
 
 
 def segment(model: nn.Module, scales: dict, gray: np.ndarray, cfg: Config) -> np.ndarray:
-    """Masks (N, H, W) uint8, 1 = grain, of a trained segmenter for gray slices (N, H, W)."""
-    return predict(model, gray, SEGMENTATION, scales, batch_size=cfg.segmenter.batch_size,
-                   device=cfg.device)["mask"]
+    """Masks (N, H, W) uint8, 1 = grain, of a trained segmenter for gray slices.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A segmenter of :data:`ARCHITECTURES` (from :func:`load_segmenter`).
+    scales : dict
+        Its training input scale (``"input"``: mean, std of gray / 255).
+    gray : array (H, W) or (N, H, W)
+        Grayscale slices at the training pixel size, sides multiples of the
+        network's down-sampling (32 for LinkNet, 16 for U-Net). Checked by
+        :func:`dmtnn.images.as_uint8_stack`: RGB, 4D, NaN and too small inputs
+        are refused; other dtypes than uint8 are rescaled (0.5th / 99.5th
+        percentiles to 0 / 255) with a warning, and near-constant or
+        noise-like slices are warned about, as is a result that looks like
+        inverted contrast. For images of any size and pixel size, use
+        :func:`dmtnn.predict.predict_stack` (resampling, windows).
+    cfg : Config
+        Batch size and device.
+    """
+    gray, _ = as_uint8_stack(gray, "gray")
+    check_side(gray, _MULTIPLE.get(type(model).__name__, 32), "gray",
+               " dmtnn.predict.predict_stack tiles images of any size into windows of the "
+               "trained size.")
+    masks = predict(model, gray, SEGMENTATION, scales, batch_size=cfg.segmenter.batch_size,
+                    device=cfg.device, precision=cfg.segmenter.precision)["mask"]
+    flagged = contrast_warning(gray, masks, "gray")
+    if flagged:
+        warnings.warn(flagged, ImageWarning, stacklevel=2)
+    return masks
 
 
 def threshold_baseline(gray: np.ndarray) -> np.ndarray:
@@ -107,8 +147,10 @@ def threshold_baseline(gray: np.ndarray) -> np.ndarray:
     The classical method the paper compares against: no labels, no training.
     (The labels themselves threshold each rock's denoised native-resolution
     scan, so this baseline does not see exactly what made them.)
+
+    ``gray`` is an image (H, W) or a stack (N, H, W) of any real dtype (Otsu's
+    threshold does not depend on the gray scale); RGB, 4D, NaN and too small
+    inputs are refused as by :func:`dmtnn.images.as_stack`.
     """
-    gray = np.asarray(gray)
-    if gray.ndim == 2:
-        gray = gray[None]
+    gray = as_stack(gray, "gray")
     return np.stack([threshold_segment(g) for g in gray])

@@ -14,7 +14,8 @@ validation losses and KPIs are computed alike. :func:`compute_scales` and
 What the loop does (section 3.4 of the paper and the project's rules)
 
 - Adam with a learning rate that starts large and is lowered later: a step
-  schedule (``lr_step``, ``lr_gamma``) or a cosine one (``schedule``).
+  schedule (``lr_step``, ``lr_gamma``) or a cosine one (``schedule``), after
+  an optional linear warm-up of ``warmup`` epochs, set batch by batch.
 - Inputs are grayscale slices (uint8), standardised with the training split's
   mean and standard deviation; regression targets marked ``normalize`` are
   standardised the same way. The statistics go into every checkpoint and
@@ -23,15 +24,32 @@ What the loop does (section 3.4 of the paper and the project's rules)
   multiple of 90 degrees and flipped at random. These symmetries of the square
   leave the labels unchanged (porosity, the 2D bulk modulus and the isotropic
   shear modulus; a mask turns with its image), so each image counts eight times.
-- On CUDA: bf16 autocast, channels_last, and the data kept on the GPU when it
-  fits. On the CPU: float32.
+- Precision (``precision``): bf16 autocast around the forward pass and
+  channels_last weights where the device multiplies bf16 natively (CUDA,
+  CPUs with AVX-512 BF16 or AMX; :func:`dmtnn.settings.resolve_precision`),
+  float32 elsewhere or when asked; losses and KPIs in float32 either way. On
+  CUDA the data stay on the GPU when they fit.
+- A frozen segmenter inside the model (DMTNN's: an attribute
+  ``frozen_segmenter``, and ``forward(x, seg_logits=...)``) runs once per
+  image and symmetry of the square, not once per epoch: its logits are cached
+  with the split when first computed (:class:`_FrozenLogits`).
 - Same seed, same numbers: the model is initialised by the caller under
   ``seed``; every epoch reseeds the shuffling (and any dropout) from ``seed``
   and the epoch number, so a resumed run repeats an uninterrupted one.
 - Per epoch, a tqdm bar over batches; the history (losses, KPIs, task
   weights, learning rate, time) goes to ``history.csv``; checkpoints
-  ``last.pt`` (every epoch) and ``best.pt`` (best validation score, the mean
-  of the validation KPIs) are written atomically.
+  ``last.pt`` (every epoch) and ``best.pt`` (the epoch kept: ``select``) are
+  written atomically.
+- Which epoch a run keeps (``select``): ``"val_loss"``, the lowest validation
+  loss on standardised targets, the task losses summed without the
+  strategy's weights (history column ``"val selection loss"``; a regression
+  target trained unstandardised counts divided by its training variance), so
+  that runs of every weighting strategy are chosen alike; or ``"last"``.
+- Collapse: a regression task whose training R2 stays below
+  :data:`COLLAPSE_R2` from epoch :data:`COLLAPSE_EPOCH` on predicts about a
+  constant; each such epoch logs a warning and the run's
+  :attr:`FitResult.collapsed` names the tasks still collapsed at its end
+  (:func:`collapsed_tasks`).
 - ``resume``: a killed run continues from ``last.pt``; a finished run is
   returned from disk. A checkpoint made under another configuration, model,
   task list, weighting or training data is refused with the differences named,
@@ -49,6 +67,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,12 +86,15 @@ from dmtnn.config import TrainConfig
 from dmtnn.losses import regression_loss, segmentation_loss
 from dmtnn.metrics import r2_score
 from dmtnn.samples import Samples, SplitTensors, Task, compute_scales, to_device
-from dmtnn.settings import resolve_device, show_progress
+from dmtnn.settings import resolve_device, resolve_precision, show_progress
 from dmtnn.weighting import FixedWeights, Weighting
 
 __all__ = [
+    "COLLAPSE_R2",
+    "COLLAPSE_EPOCH",
     "EpochScores",
     "FitResult",
+    "collapsed_tasks",
     "seed_everything",
     "fit",
     "train_epoch",
@@ -82,17 +104,24 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Training R2 below which a regression task counts as collapsed (a constant predictor
+#: scores 0 or less) ...
+COLLAPSE_R2 = 0.05
+#: ... from this epoch on (the first epochs of a healthy run may score lower).
+COLLAPSE_EPOCH = 3
+
 
 @dataclass(frozen=True)
 class FitResult:
     """A trained model and its record."""
 
-    model: nn.Module  # weights of the best validation epoch
+    model: nn.Module  # weights of the epoch kept (TrainConfig.select)
     history: pd.DataFrame  # one row per epoch
     best_epoch: int
     scales: dict[str, tuple[float, float]]  # mean, std of the input and normalised targets
     folder: Path
     seconds: float  # training time summed over every call that trained this run
+    collapsed: tuple[str, ...] = ()  # regression tasks stuck near a constant (collapsed_tasks)
 
 
 @dataclass(frozen=True)
@@ -167,7 +196,7 @@ def fit(
     Returns
     -------
     FitResult
-        With the best validation epoch's weights loaded into ``model``.
+        With the weights of the epoch ``tc.select`` keeps loaded into ``model``.
     """
     tasks = tuple(tasks)
     if not tasks:
@@ -184,20 +213,22 @@ def fit(
     folder = Path(folder)
     device = resolve_device(device)
     scales = compute_scales(train_set, tasks)
+    unit = _standard_units(train_set, tasks, scales)
     ident = checkpoints.identity(model, tasks, weighting, tc, train_set, val_set)
 
+    dtype = resolve_precision(tc.precision, device)
     model.to(device)
     weighting.to(device)
-    if device.type == "cuda":
+    if dtype is not None:  # bf16 convolutions run fastest on channels_last maps
         model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     params += [p for p in weighting.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
     optimizer = torch.optim.Adam(params, lr=tc.lr)
-    scheduler = _scheduler(optimizer, tc)
+    scheduler = _scheduler(optimizer, tc, -(-len(train_set) // tc.batch_size))
 
-    start, history, best, seconds = 0, [], {"epoch": -1, "score": -math.inf}, 0.0
+    start, history, best, seconds = 0, [], {"epoch": -1, "loss": math.inf}, 0.0
     last_path = folder / "last.pt"
     state = (checkpoints.resume_state(last_path, ident, on_mismatch=on_mismatch)
              if resume else None)
@@ -220,15 +251,18 @@ def fit(
         weights = weighting.weights()
         tr = train_epoch(model, tasks, data_train, weighting, optimizer, tc.batch_size,
                          generator=gen, augment=tc.augment, epoch=epoch + 1,
+                         precision=tc.precision, scheduler=scheduler,
                          progress=show_progress(progress),
                          label=f"{folder.name} {epoch + 1}/{tc.epochs}")
-        scheduler.step()
         weighting.end_epoch(tr.kpi, tr.loss)
-        va = evaluate(model, tasks, data_val, weighting, tc.batch_size)
+        va = evaluate(model, tasks, data_val, weighting, tc.batch_size,
+                      precision=tc.precision)
         seconds += time.perf_counter() - t0
         score = float(np.mean([va.kpi[t.name] for t in tasks]))
+        select = float(sum(va.loss[t.name] * s for t, s in zip(tasks, unit, strict=True)))
         row = {"epoch": epoch + 1, "lr": lr, "seconds": time.perf_counter() - t0,
-               "train loss": tr.total, "val loss": va.total, "val score": score}
+               "train loss": tr.total, "val loss": va.total, "val score": score,
+               "val selection loss": select}
         for t in tasks:
             row[f"train {t.name} loss"] = tr.loss[t.name]
             row[f"val {t.name} loss"] = va.loss[t.name]
@@ -239,8 +273,9 @@ def fit(
         if not np.isfinite(score):
             log.warning("%s epoch %d: validation score is %s (a split too small, or a "
                         "constant target?)", folder.name, epoch + 1, score)
-        if best["epoch"] < 0 or score > best["score"]:
-            best = {"epoch": epoch + 1, "score": score}
+        _warn_collapse(folder.name, history)
+        if tc.select == "last" or best["epoch"] < 0 or select < best["loss"]:
+            best = {"epoch": epoch + 1, "loss": select}
             checkpoints.save(folder / "best.pt", {
                 "identity": ident, "model": checkpoints.cpu_state(model), "scales": scales,
                 "epoch": epoch + 1})
@@ -260,8 +295,60 @@ def fit(
 
     checkpoints.load_checkpoint(folder / "best.pt", model, expect=ident)
     model.eval()
-    return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best["epoch"],
-                     scales=scales, folder=folder, seconds=seconds)
+    frame = pd.DataFrame(history)
+    return FitResult(model=model, history=frame, best_epoch=best["epoch"], scales=scales,
+                     folder=folder, seconds=seconds, collapsed=collapsed_tasks(frame))
+
+
+def collapsed_tasks(history: pd.DataFrame, *, threshold: float = COLLAPSE_R2,
+                    after: int = COLLAPSE_EPOCH) -> tuple[str, ...]:
+    """Regression tasks that predict about a constant at the end of a run.
+
+    Parameters
+    ----------
+    history : DataFrame
+        A run's history (:attr:`FitResult.history`, ``history.csv``): columns
+        ``"epoch"`` and ``"train <task> R2"``.
+    threshold : float
+        Training R2 below which a task counts as collapsed.
+    after : int
+        Epochs a run must have trained before any task counts as collapsed.
+
+    Returns
+    -------
+    tuple of str
+        The tasks whose training R2 in the last epoch is below ``threshold``,
+        in the history's column order; empty before epoch ``after``.
+    """
+    if history.empty or int(history["epoch"].iloc[-1]) < after:
+        return ()
+    last = history.iloc[-1]
+    return tuple(c[len("train "):-len(" R2")] for c in history.columns
+                 if c.startswith("train ") and c.endswith(" R2") and last[c] < threshold)
+
+
+def _warn_collapse(name: str, history: list[dict]) -> None:
+    row = history[-1]
+    for task in collapsed_tasks(pd.DataFrame([row])):
+        log.warning("%s epoch %d: training R2 of %s is %.3f: the network predicts about a "
+                    "constant (collapsed)", name, row["epoch"], task, row[f"train {task} R2"])
+
+
+def _standard_units(train_set: Samples, tasks: Sequence[Task],
+                    scales: Mapping[str, tuple[float, float]]) -> list[float]:
+    """Per task, the factor that puts its loss on standardised targets.
+
+    1 for a segmentation and a standardised regression; 1 / variance of the
+    training target for a regression trained in its own units (MSE scales
+    with the variance).
+    """
+    out = []
+    for t in tasks:
+        var = 0.0
+        if t.kind == "regression" and t.name not in scales:
+            var = float(np.var(np.asarray(train_set.targets[t.name], dtype=np.float64)))
+        out.append(1.0 / var if var > 0 else 1.0)
+    return out
 
 
 def train_epoch(
@@ -277,16 +364,23 @@ def train_epoch(
     epoch: int = 0,
     progress: bool = False,
     label: str = "",
+    precision: str = "auto",
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> EpochScores:
     """One training epoch: an optimizer step per batch, in train mode.
+
+    ``scheduler``, when given, steps after every optimizer step (the
+    learning rate of :func:`fit` is set batch by batch).
 
     The images are visited in the order of ``torch.randperm(generator)`` (in
     order without a generator); with ``augment``, each batch is turned and
     flipped by a random symmetry of the square drawn from ``generator``.
     ``epoch`` names the epoch in the error of a NaN loss; ``progress`` and
-    ``label`` draw a tqdm bar. The KPIs are those of the predictions made on
-    the way.
+    ``label`` draw a tqdm bar; ``precision`` is ``TrainConfig.precision``
+    (the caller puts the model in channels_last where it is bf16, as
+    :func:`fit` does). The KPIs are those of the predictions made on the way.
     """
+    dtype = resolve_precision(precision, data.device)
     model.train()
     n = len(data)
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
@@ -294,11 +388,13 @@ def train_epoch(
     tally = _Tally(tasks)
     for b, idx in enumerate(tqdm(batches, desc=label, leave=False, disable=not progress)):
         turn = _symmetry(generator) if augment else (0, False)
-        loss = _batch_loss(model, tasks, data, idx, weighting, tally, turn,
+        loss = _batch_loss(model, tasks, data, idx, weighting, tally, turn, dtype,
                            where=f"at epoch {epoch}, batch {b + 1} of {len(batches)}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
     return tally.scores(data, order)
 
 
@@ -309,14 +405,20 @@ def evaluate(
     data: SplitTensors,
     weighting: Weighting,
     batch_size: int,
+    *,
+    precision: str = "auto",
 ) -> EpochScores:
-    """Losses and KPIs of ``model`` on a split, in eval mode, in order, without gradients."""
+    """Losses and KPIs of ``model`` on a split, in eval mode, in order, without gradients.
+
+    ``precision`` is ``TrainConfig.precision``, as in :func:`train_epoch`.
+    """
+    dtype = resolve_precision(precision, data.device)
     model.eval()
     order = torch.arange(len(data))
     batches = _batches(order, batch_size)
     tally = _Tally(tasks)
     for b, idx in enumerate(batches):
-        _batch_loss(model, tasks, data, idx, weighting, tally, (0, False),
+        _batch_loss(model, tasks, data, idx, weighting, tally, (0, False), dtype,
                     where=f"in evaluation, batch {b + 1} of {len(batches)}")
     return tally.scores(data, order)
 
@@ -326,16 +428,17 @@ def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 
 def _batch_loss(model, tasks, data: SplitTensors, idx, weighting, tally: _Tally, turn,
-                *, where: str) -> torch.Tensor:
+                dtype: torch.dtype | None, *, where: str) -> torch.Tensor:
     """The weighted total loss of one batch (turned by ``turn``), its parts added to ``tally``.
 
-    The one per-batch step of :func:`train_epoch` and :func:`evaluate`. A
-    non-finite total raises :class:`FloatingPointError` naming ``where``.
+    The one per-batch step of :func:`train_epoch` and :func:`evaluate`; the
+    forward pass autocasts to ``dtype`` (None: float32). A non-finite total
+    raises :class:`FloatingPointError` naming ``where``.
     """
     idx = idx.to(data.x.device)
-    x = _apply_symmetry(_inputs(data, idx), turn)
-    with _autocast(data.device):
-        out = model(x)
+    x = _apply_symmetry(_inputs(data, idx, channels_last=dtype is not None), turn)
+    with _autocast(data.device, dtype):
+        out = _forward(model, data, idx, x, turn, dtype)
     if not isinstance(out, Mapping):
         if len(tasks) != 1:
             raise TypeError(f"the model returned one tensor for {len(tasks)} tasks; "
@@ -402,11 +505,92 @@ class _Tally:
                            total=self.total / n, kpi=kpi)
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing on the CPU."""
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on ``device``; nothing (float32) for None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _forward(model, data: SplitTensors, idx, x, turn, dtype) -> Any:
+    """``model(x)``, with a frozen segmenter's logits taken from the split's cache."""
+    seg = getattr(model, "frozen_segmenter", None)
+    if not isinstance(seg, nn.Module) or seg.training:
+        return model(x)
+    cache = data.cache.get("frozen logits")
+    if cache is None or not cache.serves(seg, dtype):
+        cache = data.cache["frozen logits"] = _FrozenLogits(seg, dtype, len(data))
+    return model(x, seg_logits=cache.logits(idx, x, turn))
+
+
+class _FrozenLogits:
+    """A frozen segmenter's logits of a split's images, per symmetry, made when first needed.
+
+    The segmenter (in eval mode, without gradient) runs on those images of a
+    batch whose logits under the batch's symmetry are not cached yet; the
+    others come from the cache, so it runs about min(8, epochs) times per
+    image instead of once per epoch. The logits of an image depend on that
+    image alone: bit for bit in bf16 on the CPU, to float32 rounding (the
+    kernels' sums may be ordered by the batch's size) in float32. They are
+    stored in the segmenter's output dtype (2 bytes a pixel in bf16: 8
+    symmetries of the book profile's 2280 training images of 256 x 256, 2.4
+    GB); where 8 symmetries of the split would take more than a quarter of
+    the free memory, nothing is cached and the segmenter runs on every batch.
+    The cache serves one segmenter, its present weights and one precision
+    (:meth:`serves`).
+    """
+
+    symmetries = 8
+
+    def __init__(self, seg: nn.Module, dtype: torch.dtype | None, n: int):
+        self.seg, self.dtype, self.n = seg, dtype, n
+        self.weights = _weights_stamp(seg)
+        self.done = torch.zeros(self.symmetries, n, dtype=torch.bool)
+        self.slots: dict[int, torch.Tensor] = {}
+        self.fits: bool | None = None  # decided at the first batch
+
+    def serves(self, seg: nn.Module, dtype: torch.dtype | None) -> bool:
+        """Whether the cache holds logits of ``seg`` with its present weights, in ``dtype``."""
+        return seg is self.seg and dtype == self.dtype and _weights_stamp(seg) == self.weights
+
+    def logits(self, idx: torch.Tensor, x: torch.Tensor, turn: tuple[int, bool]) -> torch.Tensor:
+        """The segmenter's logits of the images ``idx`` of the split, ``x`` turned by ``turn``."""
+        if self.fits is False:
+            with torch.no_grad():
+                return self.seg(x)
+        k = 2 * turn[0] + int(turn[1])
+        where = idx.cpu()
+        todo = ~self.done[k, where]
+        if todo.any():
+            with torch.no_grad():
+                new = self.seg(x[todo.to(x.device)])  # (b, C, H, W)
+            if self.fits is None:
+                self.fits = _fits(self.symmetries * self.n * new[0].numel()
+                                  * new.element_size(), x.device)
+                if not self.fits:
+                    return self.logits(idx, x, turn)
+            if k not in self.slots:
+                self.slots[k] = new.new_empty((self.n, *new.shape[1:]))
+            self.slots[k][where[todo].to(x.device)] = new
+            self.done[k, where[todo]] = True
+        return self.slots[k][where.to(x.device)]
+
+
+def _weights_stamp(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Where each parameter and buffer lives and how often it was changed in place."""
+    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+
+
+def _fits(nbytes: int, device: torch.device) -> bool:
+    """Whether ``nbytes`` take at most a quarter of the free memory of ``device``."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume it fits
+            return True
+    return nbytes <= free / 4
 
 
 def _symmetry(generator) -> tuple[int, bool]:
@@ -424,23 +608,40 @@ def _apply_symmetry(x: torch.Tensor, turn: tuple[int, bool]) -> torch.Tensor:
     return x.flip(-1) if flip else x
 
 
-def _inputs(data: SplitTensors, idx: torch.Tensor) -> torch.Tensor:
+def _inputs(data: SplitTensors, idx: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
     """Standardised float images (B, 1, H, W) of a batch, on the model's device."""
     mean, std = data.input_scale
     x = data.x[idx].to(data.device, non_blocking=True)
     x = ((x.float() / 255.0 - mean) / std).unsqueeze(1)  # (B, 1, H, W)
-    if data.device.type == "cuda":
+    if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
-def _scheduler(optimizer, tc: TrainConfig):
-    if tc.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, tc.lr_step, tc.lr_gamma)
-    if tc.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, tc.epochs))
-    raise ValueError(f"schedule (segmenter.schedule or multitask.schedule) must be 'step' or "
-                     f"'cosine', got {tc.schedule!r}")
+def _scheduler(optimizer, tc: TrainConfig, steps_per_epoch: int):
+    """The learning rate of every batch: a linear warm-up, then the epoch's schedule.
+
+    Stepped once per batch. Over the first ``tc.warmup`` epochs the rate grows
+    linearly, batch by batch, to ``tc.lr``; after them it is constant within an
+    epoch: ``lr_gamma ** (epoch // lr_step)`` (``"step"``) or half a cosine
+    from ``tc.lr`` down towards 0 over the epochs left (``"cosine"``). Without
+    warm-up these are torch's ``StepLR`` and ``CosineAnnealingLR`` stepped
+    once per epoch.
+    """
+    if tc.schedule not in ("step", "cosine"):
+        raise ValueError(f"schedule (segmenter.schedule or multitask.schedule) must be 'step' "
+                         f"or 'cosine', got {tc.schedule!r}")
+    warm = tc.warmup * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        epoch = step // steps_per_epoch
+        if tc.schedule == "step":
+            return tc.lr_gamma ** (epoch // tc.lr_step)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - tc.warmup) / (tc.epochs - tc.warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 # -- inference ---------------------------------------------------------------------
@@ -455,11 +656,14 @@ def predict(
     *,
     batch_size: int = 32,
     device: str = "auto",
+    precision: str = "auto",
 ) -> dict[str, np.ndarray]:
     """Predictions of a trained model for grayscale slices (N, H, W) uint8.
 
     Returns per task: a 0/1 mask stack (N, H, W) uint8 (1 = grain) for a
     segmentation, values (N,) in the target's units for a regression.
+    ``precision`` is the training's (``TrainConfig.precision``): bf16
+    autocast and channels_last where it resolves to bf16.
     """
     gray = np.asarray(gray)
     if gray.ndim == 2:
@@ -467,13 +671,16 @@ def predict(
     if gray.dtype != np.uint8 or gray.ndim != 3:
         raise ValueError(f"gray must be uint8 slices (N, H, W), got {gray.dtype} {gray.shape}")
     dev = resolve_device(device)
+    dtype = resolve_precision(precision, dev)
     model.to(dev).eval()
+    if dtype is not None:
+        model.to(memory_format=torch.channels_last)
     data = SplitTensors(torch.from_numpy(np.ascontiguousarray(gray)), {}, scales["input"], dev)
     out = {t.name: [] for t in tasks}
     for i in range(0, len(gray), batch_size):
         idx = torch.arange(i, min(i + batch_size, len(gray)))
-        with _autocast(dev):
-            y = model(_inputs(data, idx))
+        with _autocast(dev, dtype):
+            y = model(_inputs(data, idx, channels_last=dtype is not None))
         if not isinstance(y, Mapping):
             y = {tasks[0].name: y}
         for t in tasks:

@@ -11,7 +11,8 @@ Modules, each importing only those above it:
   of real windows).
 """
 
-from dmtnn.data.dataset import SPLITS, Dataset, RockSlices, build_dataset, native_slices
+from dmtnn.data.dataset import Dataset, RockSlices, build_dataset, native_slices
+from dmtnn.data.layout import SPLITS
 from dmtnn.data.threshold import otsu_threshold, threshold_segment
 
 __all__ = [

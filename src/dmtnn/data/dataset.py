@@ -1,20 +1,37 @@
 """The dataset: slices, threshold labels and the train / validation / test split.
 
-Each rock gives a stack of consecutive slices. Adjacent slices of a micro-CT
-volume are nearly identical, so a random slice-level split would put
-near-copies of test images into training. We split every training rock into
-contiguous slabs along the slicing axis instead::
+Adjacent slices of a micro-CT volume are nearly identical, and slices closer
+than a few grain diameters share grains, so a random slice-level split would
+put near-copies of test images into training, and a test set of neighbouring
+slices is a handful of samples, not one per slice. Every rock is therefore
+laid out in depth (:func:`slab_layout`, :func:`rock_layout`): the depth is cut
+into blocks, each a run of consecutive training slices followed by its share
+of the validation and test *slabs* (``slab_slices`` consecutive slices each),
+every slab at least ``min_separation_d50`` median grain diameters from any
+slice outside it::
 
-    [ train ........ | gap | val | gap | test ]
+    [ train run | gap | test | gap | val | gap | test ] [ train run | gap | val ...
 
-with ``gap_slices`` slices dropped between slabs. Held-out and unseen rocks
-give test slices only (split ``"heldout"``).
+Validation slabs are spread evenly among the test slabs, so that both run
+through the whole depth. Held-out and unseen rocks give test slabs only
+(split ``"heldout"``). Each slab is a *cluster*, the unit a bootstrap should
+resample (:func:`cluster_ids`).
+
+On synthetic rocks each block is its own grain pack (an independent sample of
+the rock, two pack margins from its neighbours in depth, so no grain is
+shared), all packs of a rock calibrated together to its porosity
+(:func:`rock_packs`): the cost of a rock grows with the slices rendered and
+the depth their separation needs, not with the empty depth between blocks.
+Portal volumes (``source="drp"``) must hold the whole layout along ``axis``;
+one 1000-voxel volume holds only a few slabs two grain diameters apart, and
+the error says how many.
 
 Per rock the builder stores ``gray`` (uint8), ``label`` (threshold
 segmentation, 1 = grain), ``truth`` (synthetic rocks only: the true geometry),
-``z_um`` and ``split`` in ``artifacts/<profile>/data/<prefix>.npz``; the
-manifest keeps the configuration key, so a changed configuration rebuilds
-the rock and a finished rock survives a killed build.
+``z_um``, ``split`` and ``cluster`` in ``artifacts/<profile>/data/<prefix>.npz``;
+the manifest keeps the configuration key, so a changed configuration (or
+layout: :data:`LAYOUT_VERSION`) rebuilds the rock and a finished rock survives
+a killed build.
 """
 
 from __future__ import annotations
@@ -22,10 +39,9 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from multiprocessing import get_context
 
 import numpy as np
@@ -35,6 +51,19 @@ from tqdm import tqdm
 from dmtnn.artifacts import store_for
 from dmtnn.config import Config, DataConfig, config_hash
 from dmtnn.data import ct, drp, synthetic
+from dmtnn.data.layout import (
+    _CODE,
+    LAYOUT_VERSION,
+    SPLITS,
+    Layout,
+    _gap,
+    _is_train,
+    cluster_ids,
+    min_separation_um,
+    rock_layout,
+    separation_um,
+    slab_layout,
+)
 from dmtnn.data.resample import reduce_binary, reduce_gray
 from dmtnn.data.threshold import otsu_threshold
 from dmtnn.metrics import pixel_accuracy
@@ -43,37 +72,60 @@ from dmtnn.rocks import get_rock
 from dmtnn.settings import show_progress
 
 __all__ = [
-    "SPLITS",
     "RockSlices",
     "Dataset",
-    "slab_layout",
     "rock_seed",
-    "rock_pack",
+    "rock_packs",
+    "rock_cube",
     "native_slices",
     "generate_rock",
+    "read_drp_rock",
     "build_dataset",
     "summary",
+    "layout_table",
     "rock_key",
+    "synthetic_fingerprint",
 ]
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test", "heldout")
-_CODE = {name: i for i, name in enumerate(SPLITS)}
 THRESHOLD_SAMPLES = 8  # slices whose histogram sets a synthetic rock's Otsu threshold
+CALIBRATION_SLICES = 4  # per block: slices that solve a synthetic rock's cementation factor
 
 
 @dataclass(frozen=True)
 class RockSlices:
-    """The slices of one rock, in slicing order."""
+    """The slices of one rock, in depth order.
+
+    Attributes
+    ----------
+    rock : str
+        Rock name.
+    gray, label : (N, S, S) uint8
+        Grayscale slices and their threshold segmentation (1 = grain).
+    truth : (N, S, S) uint8 or None
+        True geometry (synthetic rocks only).
+    z_um : (N,) float32
+        Depth of each slice, micrometres (synthetic: along the rock's column of
+        blocks; portal: along ``axis``).
+    split : (N,) int8
+        Index into :data:`SPLITS`.
+    cluster : (N,) int
+        Slab of each validation, test or held-out slice, numbered in depth
+        order within the rock (slices of one slab are correlated; slabs are
+        ``min_separation_d50`` grain diameters apart); -1 for training slices.
+    threshold : float
+        Gray level of the Otsu threshold (NaN for portal binaries).
+    """
 
     rock: str
-    gray: np.ndarray  # (N, S, S) uint8
-    label: np.ndarray  # (N, S, S) uint8, threshold segmentation, 1 = grain
-    truth: np.ndarray | None  # (N, S, S) uint8, true geometry (synthetic only)
-    z_um: np.ndarray  # (N,) depth of each slice
-    split: np.ndarray  # (N,) int8 index into SPLITS
-    threshold: float  # gray level of the Otsu threshold (NaN for portal binaries)
+    gray: np.ndarray
+    label: np.ndarray
+    truth: np.ndarray | None
+    z_um: np.ndarray
+    split: np.ndarray
+    cluster: np.ndarray
+    threshold: float
 
     def select(self, split: str) -> np.ndarray:
         """Indices of the slices in ``split``."""
@@ -98,66 +150,45 @@ class Dataset:
     def cube(self, rock: str, split: str = "train") -> np.ndarray:
         """Consecutive grayscale slices of ``rock`` thinned to about cubic voxels, (D, S, S).
 
-        Slices are ``slice_spacing_um`` apart and pixels ``pixel_um`` wide; every
-        k-th slice is kept so that the stack is roughly isotropic (Fig. 5).
+        The longest run of consecutive slices of ``split`` (training runs are
+        one block's share of the rock's training slices), every k-th slice
+        kept so that the stack is roughly isotropic (Fig. 5): slices are
+        ``slice_spacing_um`` apart and pixels ``pixel_um`` wide. At most
+        ``image_size`` slices.
         """
         r = self[rock]
+        idx = r.select(split)
+        if not len(idx):
+            raise ValueError(f"rock {r.rock!r} has no {split!r} slices")
+        step_um = np.diff(r.z_um[idx])
+        runs = np.split(idx, np.flatnonzero(~np.isclose(step_um, self.config.slice_spacing_um)) + 1)
+        run = max(runs, key=len)
         step = max(1, round(self.config.pixel_um / self.config.slice_spacing_um))
-        idx = r.select(split)[::step][: self.config.image_size]
-        return r.gray[idx]
+        return r.gray[run[::step][: self.config.image_size]]
 
     def split(self, split: str, rocks: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Slices of one split stacked over rocks.
 
         Returns a dict with ``gray``, ``label``, ``truth`` (if known), ``rock``
-        (index into ``names``) and ``names``.
+        (index into ``names``), ``names`` and ``cluster`` (slab ids unique
+        across the rocks, :func:`cluster_ids`; -1 for training slices).
         """
         names = list(self.rocks) if rocks is None else [get_rock(r).name for r in rocks]
         parts = [(i, self[n], self[n].select(split)) for i, n in enumerate(names)]
         parts = [(i, r, idx) for i, r, idx in parts if len(idx)]
         if not parts:
             raise ValueError(f"split {split!r} is empty for rocks {names}")
+        rock = np.concatenate([np.full(len(idx), i) for i, _, idx in parts])
         out = {
             "gray": np.concatenate([r.gray[idx] for _, r, idx in parts]),
             "label": np.concatenate([r.label[idx] for _, r, idx in parts]),
-            "rock": np.concatenate([np.full(len(idx), i) for i, _, idx in parts]),
+            "rock": rock,
             "names": np.array(names),
+            "cluster": cluster_ids(rock, np.concatenate([r.cluster[idx] for _, r, idx in parts])),
         }
         if all(r.truth is not None for _, r, _ in parts):
             out["truth"] = np.concatenate([r.truth[idx] for _, r, idx in parts])
         return out
-
-
-def slab_layout(
-    n: int, val_fraction: float, test_fraction: float, gap: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Slice positions and split codes of one training rock.
-
-    >>> pos, split = slab_layout(12, 1 / 6, 1 / 6, 1)
-    >>> pos.tolist()
-    [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13]
-    >>> split.tolist()
-    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2]
-    """
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
-    n_train = n - n_val - n_test
-    pos = np.concatenate(
-        [
-            np.arange(n_train),
-            n_train + gap + np.arange(n_val),
-            n_train + n_val + 2 * gap + np.arange(n_test),
-        ]
-    )
-    split = np.repeat(np.array([0, 1, 2], dtype=np.int8), [n_train, n_val, n_test])
-    return pos, split
-
-
-def _layout(cfg: DataConfig, rock: str) -> tuple[np.ndarray, np.ndarray]:
-    if get_rock(rock).name in {get_rock(r).name for r in cfg.train_rocks}:
-        return slab_layout(cfg.slices_per_rock, cfg.val_fraction, cfg.test_fraction,
-                           cfg.gap_slices)
-    n = cfg.heldout_slices_per_rock
-    return np.arange(n), np.full(n, _CODE["heldout"], dtype=np.int8)
 
 
 def rock_seed(cfg: DataConfig, rock: str, *purpose: int) -> np.random.SeedSequence:
@@ -167,83 +198,120 @@ def rock_seed(cfg: DataConfig, rock: str, *purpose: int) -> np.random.SeedSequen
     )
 
 
-def _box(cfg: DataConfig, n_positions: int, field_px: int) -> tuple[float, float, float]:
-    field = field_px * cfg.native_pixel_um
-    return (n_positions * cfg.slice_spacing_um, field, field)
+def _field_um(cfg: DataConfig) -> float:
+    return cfg.native_size * cfg.native_pixel_um
 
 
-@lru_cache(maxsize=4)
-def rock_pack(cfg: DataConfig, rock: str) -> synthetic.GrainPack:
-    """The synthetic rock behind the dataset's slices of ``rock``.
+def rock_packs(cfg: DataConfig, rock: str) -> Iterator[synthetic.GrainPack]:
+    """The grain packs of synthetic ``rock``, one per block, in block order.
 
-    Packs are rebuilt on demand (seconds) rather than stored: they are fully
-    determined by the configuration and the seed.
+    Block ``b``'s box spans its slices in depth (slice ``pos`` lies at
+    ``(pos - first + 0.5) * slice_spacing_um`` in the box, ``first`` the
+    block's first position) and the field of view across. The packs share one
+    cementation factor, solved on :data:`CALIBRATION_SLICES` slices of every
+    block (:func:`dmtnn.data.synthetic.make_packs`): the rock has its target
+    porosity and each block its own deviation from it. Rebuilt on demand
+    (seconds), fully determined by the configuration and the seed; a generator,
+    so that one block's clay field at a time is in memory.
     """
-    pos, _ = _layout(cfg, rock)
-    box = _box(cfg, int(pos.max()) + 1, cfg.native_size)
-    return synthetic.make_pack(rock, box, seed=rock_seed(cfg, rock, 0))
+    lay, field = rock_layout(cfg, rock), _field_um(cfg)
+    blocks = np.unique(lay.block)
+    spans = [np.ptp(lay.pos[lay.block == b]) + 1 for b in blocks]
+    return synthetic.make_packs(
+        rock, [(n * cfg.slice_spacing_um, field, field) for n in spans],
+        seeds=[rock_seed(cfg, rock, 0, int(b)) for b in blocks],
+        calibration_slices=CALIBRATION_SLICES * len(blocks))
+
+
+def rock_cube(cfg: DataConfig, rock: str) -> np.ndarray:
+    """A cube of synthetic ``rock`` for 3D views (Fig. 5): (S, S, S) uint8 grayscale.
+
+    A pack of its own (a cube of the slices' field of view, calibrated on
+    itself) imaged by the CT model directly at about the network's pixel
+    size, ``S = image_size`` slices as far apart as pixels are wide:
+    isotropic voxels, where the dataset holds runs of slices
+    ``slice_spacing_um`` apart. One pack and S small slices (seconds); not cached.
+    """
+    field, s = _field_um(cfg), cfg.image_size
+    pack = synthetic.make_pack(rock, (field, field, field), seed=rock_seed(cfg, rock, 5))
+    pixel = field / s
+    rng = np.random.default_rng(rock_seed(cfg, rock, 5))
+    return np.stack([ct.forward(synthetic.render_phases(pack, (i + 0.5) * pixel, s, pixel), pixel,
+                                depth=(i + 0.5) / s, rng=rng) for i in range(s)])
 
 
 def _render_gray(
-    pack: synthetic.GrainPack, cfg: DataConfig, rock: str, z: float, size: int, stream: tuple
+    pack: synthetic.GrainPack, cfg: DataConfig, rock: str, z: float, depth: float, size: int,
+    stream: tuple,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Native phase map and CT grayscale of one slice; ``stream`` seeds its noise."""
+    """Native phase map and CT grayscale of the slice at ``z`` (um) in ``pack``.
+
+    ``depth`` (0..1) is the slice's place in the whole stack (for the CT drift),
+    ``stream`` seeds its noise.
+    """
     phases = synthetic.render_phases(pack, z, size, cfg.native_pixel_um)
     rng = np.random.default_rng(rock_seed(cfg, rock, *stream))
-    gray = ct.forward(phases, cfg.native_pixel_um, depth=z / pack.box_um[0], rng=rng)
+    gray = ct.forward(phases, cfg.native_pixel_um, depth=depth, rng=rng)
     return phases, gray
 
 
-def _threshold(pack, cfg: DataConfig, rock: str, size: int, n_positions: int) -> float:
-    """Otsu threshold of the denoised gray of a few slices spread through the stack."""
-    sample = np.linspace(0, n_positions - 1, THRESHOLD_SAMPLES).round().astype(int)
-    grays = [
-        _render_gray(pack, cfg, rock, (i + 0.5) * cfg.slice_spacing_um, size, (1, int(i)))[1]
-        for i in sample
-    ]
-    return otsu_threshold(ct.denoise(np.stack(grays)))
-
-
 def generate_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
-    """Render one synthetic rock's slices: gray, label, truth, z_um, split, threshold."""
+    """Render one synthetic rock's slices, one block pack at a time.
+
+    Returns ``gray``, ``label``, ``truth`` (N, S, S) uint8, ``z_um`` (N,),
+    ``split`` (N,), ``cluster`` (N,) and ``threshold``: the Otsu threshold of
+    the denoised gray of :data:`THRESHOLD_SAMPLES` slices spread through the
+    stack, which sets the labels (the denoised native slices wait for it in
+    memory: N x native_size^2 bytes).
+    """
     rock = get_rock(rock).name
-    pos, split = _layout(cfg, rock)
-    pack = rock_pack(cfg, rock)
-    size = cfg.native_size
-    threshold = _threshold(pack, cfg, rock, size, int(pos.max()) + 1)
-    n, s = len(pos), cfg.image_size
+    lay = rock_layout(cfg, rock)
+    n, s = len(lay.pos), cfg.image_size
+    depth = lay.pos / max(1, lay.pos.max())
     gray = np.empty((n, s, s), np.uint8)
-    label = np.empty((n, s, s), np.uint8)
     truth = np.empty((n, s, s), np.uint8)
-    z = (pos + 0.5) * cfg.slice_spacing_um
-    for k, (i, zk) in enumerate(zip(pos, z, strict=True)):
-        phases, native = _render_gray(pack, cfg, rock, zk, size, (1, int(i)))
-        gray[k] = np.clip(np.rint(reduce_gray(native, s)), 0, 255)
-        label[k] = reduce_binary((ct.denoise(native) > threshold).astype(np.uint8), s)
-        truth[k] = reduce_binary((phases != synthetic.PORE).astype(np.uint8), s)
+    denoised = np.empty((n, cfg.native_size, cfg.native_size), np.uint8)
+    for b, pack in zip(np.unique(lay.block), rock_packs(cfg, rock), strict=True):
+        members = np.flatnonzero(lay.block == b)
+        first = lay.pos[members].min()
+        for k in members:
+            z = (lay.pos[k] - first + 0.5) * cfg.slice_spacing_um
+            phases, raw = _render_gray(pack, cfg, rock, z, depth[k], cfg.native_size,
+                                       (1, int(lay.pos[k])))
+            gray[k] = np.clip(np.rint(reduce_gray(raw, s)), 0, 255)
+            truth[k] = reduce_binary((phases != synthetic.PORE).astype(np.uint8), s)
+            denoised[k] = ct.denoise(raw)
+    sample = np.linspace(0, n - 1, THRESHOLD_SAMPLES).round().astype(int)
+    threshold = otsu_threshold(denoised[sample])
+    label = np.stack([reduce_binary((d > threshold).astype(np.uint8), s) for d in denoised])
     return {
         "gray": gray,
         "label": label,
         "truth": truth,
-        "z_um": z.astype(np.float32),
-        "split": split,
+        "z_um": ((lay.pos + 0.5) * cfg.slice_spacing_um).astype(np.float32),
+        "split": lay.split,
+        "cluster": lay.cluster,
         "threshold": np.float64(threshold),
     }
 
 
 def read_drp_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
-    """One rock from the portal files: gray, label, z_um, split.
+    """One rock from the portal files: gray, label, z_um, split, cluster.
 
     Slices are ``cfg.slice_spacing_um`` apart, as on synthetic rocks: every
-    k-th voxel plane, k = spacing / voxel size (a whole number).
+    k-th voxel plane, k = spacing / voxel size (a whole number). The whole
+    layout must fit along ``cfg.axis``; the error says how many slabs can.
     """
-    pos, split = _layout(cfg, rock)
+    lay = rock_layout(cfg, rock)
     step = cfg.slice_spacing_um / cfg.native_pixel_um
     if step < 1 or abs(step - round(step)) > 1e-6:
         raise ValueError(
             f"data.slice_spacing_um={cfg.slice_spacing_um} must be a whole multiple of the "
             f"portal's {cfg.native_pixel_um} um voxels to read {rock} from its files")
-    planes = pos * round(step)
+    planes = lay.pos * round(step)
+    depth = cfg.drp_shape[cfg.axis]
+    if planes.max() >= depth:
+        raise ValueError(_capacity_message(cfg, rock, lay, depth, round(step)))
     slices = drp.load_rock_slices(
         rock, planes, root=cfg.data_root, image_size=cfg.image_size,
         native_size=cfg.native_size, axis=cfg.axis, shape=cfg.drp_shape,
@@ -251,9 +319,33 @@ def read_drp_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
     return {
         **slices,
         "z_um": (planes * cfg.native_pixel_um).astype(np.float32),
-        "split": split,
+        "split": lay.split,
+        "cluster": lay.cluster,
         "threshold": np.float64(np.nan),
     }
+
+
+def _capacity_message(cfg: DataConfig, rock: str, lay: Layout, depth: int, step: int) -> str:
+    """Why ``rock``'s layout does not fit a portal volume, and how many slabs would."""
+    counts, sep = lay.counts(), separation_um(cfg, rock)
+    n_train = counts["train"]
+    fits = 0
+    for slabs in range(1, int(lay.cluster.max()) + 2):
+        trial = slab_layout(n_train, 0, slabs * cfg.slab_slices, gap=_gap(cfg, rock),
+                            blocks=cfg.blocks_per_rock, slab=cfg.slab_slices)
+        if trial.pos.max() * step >= depth:
+            break
+        fits = slabs
+    return (
+        f"data.source='drp': {get_rock(rock).name}'s layout ({n_train} training slices and "
+        f"{int(lay.cluster.max()) + 1} validation/test slabs of {cfg.slab_slices} slice(s), "
+        f"slabs {sep:.0f} um = min_separation_d50 {cfg.min_separation_d50:g} x d50 apart) "
+        f"spans {(lay.pos.max() * step + 1) * cfg.native_pixel_um:.0f} um, but the portal "
+        f"volume is {depth} voxels = {depth * cfg.native_pixel_um:.0f} um deep along axis "
+        f"{cfg.axis}. With these training slices it holds {fits} slab(s) (slices along "
+        f"another axis would cross these, so more axes do not help); lower "
+        f"data.val_slices_per_rock / test_slices_per_rock / heldout_slices_per_rock, "
+        f"slices_per_rock or min_separation_d50 (0 allows adjacent slabs)")
 
 
 def native_slices(
@@ -272,8 +364,8 @@ def native_slices(
     spacing = 2 * synthetic.TEXTURES[rock].d50_um
     box = (n * spacing, size * cfg.native_pixel_um, size * cfg.native_pixel_um)
     pack = synthetic.make_pack(rock, box, seed=rock_seed(cfg, rock, 2, zlib.crc32(purpose.encode())))
-    phases, gray = zip(*(_render_gray(pack, cfg, rock, (i + 0.5) * spacing, size, (3, i))
-                         for i in range(n)), strict=True)
+    phases, gray = zip(*(_render_gray(pack, cfg, rock, (i + 0.5) * spacing, (i + 0.5) / n, size,
+                                      (3, i)) for i in range(n)), strict=True)
     gray = np.stack(gray)
     filtered = ct.denoise(gray)
     return {
@@ -289,8 +381,7 @@ def rock_key(cfg: DataConfig, rock: str) -> str:
     fields = asdict(cfg)
     for unused in ("workers", "train_rocks", "heldout_rocks", "unseen_rocks"):
         fields.pop(unused)
-    is_train = get_rock(rock).name in {get_rock(r).name for r in cfg.train_rocks}
-    extra: list = [get_rock(rock).name, is_train]
+    extra: list = [get_rock(rock).name, _is_train(cfg, rock), LAYOUT_VERSION]
     if cfg.source == "synthetic":
         extra += synthetic_fingerprint(rock)
     return config_hash(fields, *extra)
@@ -361,6 +452,7 @@ def build_dataset(
             truth=a.get("truth"),
             z_um=a["z_um"],
             split=a["split"],
+            cluster=a["cluster"],
             threshold=float(a["threshold"]),
         )
     return Dataset(data, slices)
@@ -375,10 +467,7 @@ def summary(dataset: Dataset) -> pd.DataFrame:
     (threshold segmentation), ``label PA`` (label vs truth pixel accuracy;
     synthetic only) and ``threshold`` (gray level).
     """
-    cfg = dataset.config
-    roles = {**{get_rock(r).name: "train" for r in cfg.train_rocks},
-             **{get_rock(r).name: "held-out" for r in cfg.heldout_rocks},
-             **{get_rock(r).name: "unseen" for r in cfg.unseen_rocks}}
+    roles = _roles(dataset.config)
     rows = []
     for name, r in dataset.rocks.items():
         rock = get_rock(name)
@@ -393,5 +482,37 @@ def summary(dataset: Dataset) -> pd.DataFrame:
             "φ label": porosity(r.label),
             "label PA": pixel_accuracy(r.label, r.truth) if known else np.nan,
             "threshold": r.threshold,
+        })
+    return pd.DataFrame(rows)
+
+
+def _roles(cfg: DataConfig) -> dict[str, str]:
+    return {**{get_rock(r).name: "train" for r in cfg.train_rocks},
+            **{get_rock(r).name: "held-out" for r in cfg.heldout_rocks},
+            **{get_rock(r).name: "unseen" for r in cfg.unseen_rocks}}
+
+
+def layout_table(dataset: Dataset) -> pd.DataFrame:
+    """One row per rock: how its slices are split and how far apart its slabs lie.
+
+    Columns: ``rock``, ``role``, slices per split (``train``, ``val``,
+    ``test``, ``heldout``), ``slabs`` (validation / test / held-out clusters),
+    ``d50 um`` (median grain diameter), ``required um``
+    (:func:`separation_um`), ``min separation um`` (the least distance
+    measured between a slab and any slice outside it,
+    :func:`min_separation_um`) and ``depth mm`` (first to last slice).
+    """
+    cfg, roles = dataset.config, _roles(dataset.config)
+    rows = []
+    for name, r in dataset.rocks.items():
+        rows.append({
+            "rock": name,
+            "role": roles.get(name, "-"),
+            **{split: int((r.split == code).sum()) for split, code in _CODE.items()},
+            "slabs": len(np.unique(r.cluster[r.cluster >= 0])),
+            "d50 um": synthetic.TEXTURES[name].d50_um,
+            "required um": separation_um(cfg, name),
+            "min separation um": min_separation_um(r.z_um, r.cluster),
+            "depth mm": float(r.z_um.max() - r.z_um.min()) / 1000,
         })
     return pd.DataFrame(rows)

@@ -37,7 +37,8 @@ Everything is deterministic given the seed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -54,6 +55,8 @@ __all__ = [
     "TEXTURES",
     "GrainPack",
     "make_pack",
+    "make_packs",
+    "margin_um",
     "render_phases",
 ]
 
@@ -63,6 +66,7 @@ log = logging.getLogger(__name__)
 PORE, QUARTZ, FELDSPAR, CLAY = 0, 1, 2, 3
 
 GENERATOR_VERSION = 3  # bump when the model changes, so caches are rebuilt
+S_MAX = 1.8  # largest cementation factor: packs are built at it, then calibrated below
 
 
 @dataclass(frozen=True)
@@ -229,11 +233,17 @@ def _place_grains(
         rc = np.minimum(r50 * np.exp(texture.sorting * rng.standard_normal(batch)), r_max)
         ok = np.ones(batch, bool)
         if len(centers):
+            # The nearest grain rejects most candidates; the few left are checked against
+            # every grain close enough to clash. Same decisions as testing each pair in turn.
             tree = cKDTree(centers)
-            for i, near in enumerate(tree.query_ball_point(cand, keep * (rc + r_max))):
-                if near:
-                    dist = np.linalg.norm(centers[near] - cand[i], axis=1)
-                    ok[i] = np.all(dist >= keep * (rc[i] + radii[near]))
+            j = tree.query(cand)[1]
+            ok = np.linalg.norm(centers[j] - cand, axis=1) >= keep * (rc + radii[j])
+            left = np.flatnonzero(ok)
+            near = tree.query_ball_point(cand[left], keep * (rc[left] + r_max))
+            i = np.repeat(left, [len(n) for n in near])
+            j = np.fromiter((k for n in near for k in n), int, len(i))
+            dist = np.linalg.norm(centers[j] - cand[i], axis=1)
+            ok[i[dist < keep * (rc[i] + radii[j])]] = False
         accepted = []
         for i in np.flatnonzero(ok):  # conflicts inside the batch, in order
             if accepted:
@@ -381,6 +391,7 @@ def make_pack(
     porosity: float | None = None,
     texture: Texture | None = None,
     seed: int | np.random.SeedSequence = 0,
+    scale: float | None = None,
     calibration_slices: int = 6,
     calibration_px: int = 256,
 ) -> GrainPack:
@@ -392,7 +403,8 @@ def make_pack(
         Rock name (texture and default porosity come from it).
     box_um : (z, y, x) floats
         Extent of the region that will be sliced, micrometres. Grains are
-        placed in a margin around it as well, so its borders are not depleted.
+        placed in a margin around it as well (:func:`margin_um`), so its
+        borders are not depleted.
     porosity : float, optional
         Target porosity (pore fraction, clay counted as solid); default the
         rock's segmented porosity from the facts table.
@@ -400,6 +412,10 @@ def make_pack(
         Override the rock's texture.
     seed : int or SeedSequence
         Randomness; equal seeds give equal packs.
+    scale : float, optional
+        Cementation factor to use as is, e.g. one calibrated on another pack
+        of the same rock: then this pack's porosity deviates from the target
+        as a sample of the rock does. Default: solve for it on this pack.
     calibration_slices, calibration_px : int
         Slices (spread over the box) and their size in pixels used to solve
         for the cementation factor.
@@ -408,15 +424,117 @@ def make_pack(
     -------
     GrainPack
     """
+    if scale is not None:
+        rock = get_rock(rock) if isinstance(rock, str) else rock
+        if not 0 < scale < S_MAX:
+            raise ValueError(f"scale must lie in (0, {S_MAX}), got {scale}")
+        return _pack(texture or TEXTURES[rock.name], box_um, np.random.default_rng(seed),
+                     float(scale))
+    return next(make_packs(rock, [box_um], seeds=[seed], porosity=porosity, texture=texture,
+                           calibration_slices=calibration_slices, calibration_px=calibration_px))
+
+
+def make_packs(
+    rock: str | Rock,
+    boxes_um: Sequence[tuple[float, float, float]],
+    *,
+    seeds: Sequence[int | np.random.SeedSequence],
+    porosity: float | None = None,
+    texture: Texture | None = None,
+    calibration_slices: int = 6,
+    calibration_px: int = 256,
+) -> Iterator[GrainPack]:
+    """Packs of one rock in several boxes (blocks of one deep sample), calibrated together.
+
+    Each box gets its own grains and clay from its own seed. One cementation
+    factor is solved on ``calibration_slices`` slices shared out over all the
+    boxes (at least one each), so that the boxes together have the target
+    porosity while each keeps its own, natural, deviation from it. The grains
+    of every box are placed first (the costly part); the packs are then
+    yielded in order, each box's clay field built again from the saved state
+    of its random stream, so that one clay field at a time is in memory. One
+    box gives :func:`make_pack`'s pack.
+
+    Parameters
+    ----------
+    rock : str or Rock
+        Rock name (texture and default porosity come from it).
+    boxes_um : sequence of (z, y, x) floats
+        Extent of each box, micrometres (as for :func:`make_pack`).
+    seeds : sequence of int or SeedSequence
+        One per box.
+    porosity, texture, calibration_slices, calibration_px
+        As for :func:`make_pack`; ``calibration_slices`` counts all boxes.
+
+    Yields
+    ------
+    GrainPack
+        One per box, in order.
+    """
     rock = get_rock(rock) if isinstance(rock, str) else rock
     texture = texture or TEXTURES[rock.name]
     target = rock.segmented_porosity if porosity is None else porosity
     if not 0.02 <= target <= 0.6:
         raise ValueError(f"porosity must lie in [0.02, 0.6], got {target}")
-    rng = np.random.default_rng(seed)
-    box = np.asarray(box_um, dtype=float)
+    if len(boxes_um) != len(seeds) or not len(seeds):
+        raise ValueError(f"make_packs needs one seed per box and a box, got {len(seeds)} "
+                         f"seeds for {len(boxes_um)} boxes")
+    per_box = max(1, round(calibration_slices / len(seeds)))
+    packs, states, ratios, not_clay = [], [], [], []
+    for box, seed in zip(boxes_um, seeds, strict=True):
+        pack = _pack(texture, box, np.random.default_rng(seed), S_MAX, states)
+        size, depth = calibration_px, pack.box_um[0]
+        pixel = min(pack.box_um[1:]) / size
+        for z in np.linspace(0, depth, per_box + 2)[1:-1]:
+            ratios.append(_grain_field(pack, z, size, pixel, S_MAX)[0].ravel())
+            not_clay.append(~_clay_mask(pack, z, size, pixel).ravel())
+        if len(seeds) > 1:  # keep the grains only; the clay field is built again when yielded
+            pack = replace(pack, clay_field=np.empty((0, 0, 0), np.float32))
+        packs.append(pack)
+    # Cementation factor: the porosity is the fraction of non-clay points farther than s.
+    ratio, free = np.concatenate(ratios), np.concatenate(not_clay)
+    share = target / free.mean()
+    if share >= 1:
+        raise ValueError(
+            f"{rock.name}: clay fills {1 - free.mean():.2f} of the volume, more than the target "
+            f"porosity {target:.3f} allows"
+        )
+    s = float(np.quantile(ratio[free], 1 - share))
+    if not np.isfinite(s) or s >= S_MAX:
+        raise RuntimeError(f"{rock.name}: cementation factor {s} out of range; grains too sparse")
+    log.info("%s: %d grains in %d pack(s), cementation factor %.3f", rock.name,
+             sum(len(p.centers) for p in packs), len(packs), s)
+    for pack, state in zip(packs, states, strict=True):
+        if len(packs) > 1:
+            rng = np.random.Generator(np.random.PCG64())
+            rng.bit_generator.state = state
+            pack = replace(pack, clay_field=_clay_field(
+                np.asarray(pack.box_um), pack.clay_grid_um, texture.clay_um, rng))
+        yield replace(pack, scale=s)
+
+
+def margin_um(texture: Texture) -> float:
+    """Depth around a box that its grains are placed in, micrometres.
+
+    1.3 times the largest semi-axis a grain of ``texture`` can have, so the
+    box's faces are not depleted of grains. Boxes farther apart than twice
+    this share no grain.
+    """
     r_bound = texture.d50_um / 2 * np.exp(2.5 * texture.sorting) / texture.elongation ** (2 / 3)
-    margin = 1.3 * r_bound
+    return 1.3 * float(r_bound)
+
+
+def _pack(
+    texture: Texture, box_um: tuple[float, float, float], rng: np.random.Generator, scale: float,
+    states: list | None = None,
+) -> GrainPack:
+    """Grains, minerals and clay in one box (and its margin), at cementation factor ``scale``.
+
+    With ``states``, appends to it the stream's state where the clay field begins,
+    from which :func:`make_packs` builds the same field again.
+    """
+    box = np.asarray(box_um, dtype=float)
+    margin = margin_um(texture)
     centers, radii = _place_grains(texture, -margin, box + margin, rng)
     n = len(radii)
     # Ellipsoids of the sphere's volume: axes r * (a, a, a * e) with a^2 * a * e = 1.
@@ -428,32 +546,9 @@ def make_pack(
     half_widths = np.sqrt(np.einsum("nii->ni", inverse))
     minerals = np.where(rng.random(n) < texture.feldspar, FELDSPAR, QUARTZ).astype(np.uint8)
     grid = min(texture.clay_um / 2, 8.0)
+    if states is not None:
+        states.append(rng.bit_generator.state)
     clay = _clay_field(box, grid, texture.clay_um, rng)
     clay_threshold = float(np.quantile(clay, 1 - texture.clay))
-    s_max = 1.8
-    pack = GrainPack(
-        centers, shapes, half_widths, minerals, s_max, clay, grid, clay_threshold, tuple(box),
-        texture.cement,
-    )
-    # Cementation factor: the porosity is the fraction of non-clay points farther than s.
-    size = calibration_px
-    pixel = min(box[1:]) / size
-    ratios, not_clay = [], []
-    for z in np.linspace(0, box[0], calibration_slices + 2)[1:-1]:
-        ratios.append(_grain_field(pack, z, size, pixel, s_max)[0].ravel())
-        not_clay.append(~_clay_mask(pack, z, size, pixel).ravel())
-    ratio, free = np.concatenate(ratios), np.concatenate(not_clay)
-    share = target / free.mean()
-    if share >= 1:
-        raise ValueError(
-            f"{rock.name}: clay fills {1 - free.mean():.2f} of the volume, more than the target "
-            f"porosity {target:.3f} allows"
-        )
-    s = float(np.quantile(ratio[free], 1 - share))
-    if not np.isfinite(s) or s >= s_max:
-        raise RuntimeError(f"{rock.name}: cementation factor {s} out of range; grains too sparse")
-    log.info("%s: %d grains, cementation factor %.3f", rock.name, n, s)
-    return GrainPack(
-        centers, shapes, half_widths, minerals, s, clay, grid, clay_threshold,
-        tuple(float(b) for b in box), texture.cement,
-    )
+    return GrainPack(centers, shapes, half_widths, minerals, scale, clay, grid, clay_threshold,
+                     tuple(float(b) for b in box), texture.cement)

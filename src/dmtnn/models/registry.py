@@ -10,12 +10,22 @@ name               kind          builder arguments (besides ``width``)
 ``linknet``        segmentation  ``in_channels``
 ``unet``           segmentation  ``in_channels``
 ``dmtnn``          regression    ``segmenter`` (trained, frozen), ``image_size``, ``depth``,
-                                 ``tasks``
-``mtnn_ws``        regression    ``image_size``, ``depth``, ``tasks``
+                                 ``tasks``, ``head_width``
+``mtnn_ws``        regression    ``image_size``, ``depth``, ``tasks``, ``head_width``
 ``cnn``            regression    ``in_channels``, ``image_size``
 ``hard_sharing``   regression    ``in_channels``, ``image_size``
 ``soft_sharing``   regression    ``in_channels``, ``image_size``
 =================  ============  ===========================================================
+
+Channel multipliers: every builder takes ``width``; what it scales depends
+on where the network spends its FLOPs (:attr:`Network.scaling`). The
+segmenters run at full resolution throughout (``"trunk"``: ``width`` scales
+everything); DMTNN and MTNN_WS have a costly full-resolution part and a cheap
+pooled one (``"split"``: ``width`` for the first, ``head_width`` for the
+second); the CNN and the sharing schemes pool after every stage, so they are
+cheap throughout (``"head"``: built at ``head_width``).
+:meth:`Network.width_kwargs` turns a configuration's pair of multipliers into
+the builder's arguments.
 
 A segmenter returns one logit map (B, 1, H, W) (positive = grain): the
 ``"mask"`` task of :data:`dmtnn.samples.SEGMENTATION`. A regression network
@@ -37,10 +47,13 @@ from dmtnn.models.dmtnn_net import TASKS, dmtnn_net, mtnn_ws
 from dmtnn.models.linknet import linknet18
 from dmtnn.models.unet import unet
 
-__all__ = ["KINDS", "Network", "REGISTRY", "network", "names", "build"]
+__all__ = ["KINDS", "SCALINGS", "Network", "REGISTRY", "network", "names", "build"]
 
 #: The kinds of network: what they are trained on.
 KINDS = ("segmentation", "regression")
+
+#: How a network's channels follow the two multipliers (:attr:`Network.scaling`).
+SCALINGS = ("trunk", "split", "head")
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,10 @@ class Network:
         ``tasks`` (a subset of phi, mu, kappa).
     multiple : int
         Image sides must be multiples of this (the segmenters' down-samplings).
+    scaling : {"trunk", "split", "head"}
+        Which channel multiplier the network is built at: ``width`` for all
+        of it, ``width`` for its full-resolution part and ``head_width`` for
+        the rest, or ``head_width`` for all of it (see the module docstring).
     """
 
     name: str
@@ -74,10 +91,27 @@ class Network:
     segmenter: bool = False
     variants: bool = False
     multiple: int = 1
+    scaling: str = "trunk"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
+
+    def width_kwargs(self, width: float, head_width: float) -> dict[str, float]:
+        """The builder's width arguments for a configuration's two multipliers.
+
+        >>> network("cnn").width_kwargs(0.125, 1.0)
+        {'width': 1.0}
+        >>> network("dmtnn").width_kwargs(0.125, 1.0)
+        {'width': 0.125, 'head_width': 1.0}
+        """
+        if self.scaling == "head":
+            return {"width": head_width}
+        if self.scaling == "split":
+            return {"width": width, "head_width": head_width}
+        return {"width": width}
 
     def build(self, **kwargs) -> nn.Module:
         """The network, from its builder's keyword arguments."""
@@ -104,11 +138,11 @@ REGISTRY: dict[str, Network] = {n.name: n for n in (
     Network("linknet", linknet18, "segmentation", multiple=32),
     Network("unet", unet, "segmentation", multiple=16),
     Network("dmtnn", dmtnn_net, "regression", sized=True, segmenter=True, variants=True,
-            multiple=32),
-    Network("mtnn_ws", mtnn_ws, "regression", sized=True, variants=True),
-    Network("cnn", cnn, "regression", sized=True),
-    Network("hard_sharing", hard_sharing, "regression", sized=True),
-    Network("soft_sharing", soft_sharing, "regression", sized=True),
+            multiple=32, scaling="split"),
+    Network("mtnn_ws", mtnn_ws, "regression", sized=True, variants=True, scaling="split"),
+    Network("cnn", cnn, "regression", sized=True, scaling="head"),
+    Network("hard_sharing", hard_sharing, "regression", sized=True, scaling="head"),
+    Network("soft_sharing", soft_sharing, "regression", sized=True, scaling="head"),
 )}
 
 

@@ -1,0 +1,182 @@
+"""Paired differences, cluster bootstrap intervals, seeds and verdicts (dmtnn.statistics)."""
+
+import numpy as np
+import pytest
+
+from dmtnn.metrics import mae, r2_score
+from dmtnn.statistics import (
+    MIN_BCA_CLUSTERS,
+    VERDICTS,
+    fit_status,
+    paired_difference,
+    score_interval,
+    seed_scores,
+    summarize_seeds,
+    verdict,
+)
+
+N = 500  # resamples: enough for these checks, and fast
+
+
+def clustered(n_clusters=12, size=8, *, shift=0.2, between=0.1, within=0.02, seed=0):
+    """Targets and two models whose absolute errors are positive, so that the MAE is the
+    mean error and the MAE difference is ``mean(err_a - err_b)``: ``shift`` on average, plus
+    an effect shared by each cluster (sd ``between``) and noise per image (sd ``within``)."""
+    rng = np.random.default_rng(seed)
+    clusters = np.repeat(np.arange(n_clusters), size)
+    t = rng.normal(size=clusters.size)
+    err_b = 0.5 + rng.uniform(0, 0.1, clusters.size)
+    gap = shift + rng.normal(0, between, n_clusters)[clusters] + rng.normal(0, within,
+                                                                            clusters.size)
+    return t, t + err_b + gap, t + err_b, clusters
+
+
+def test_pooled_clusters_by_hand():
+    # two clusters: A = 1 image with |error| 1, B = 3 images with |error| 3; b is exact.
+    # Resamples {A, A}, {A, B}, {B, B} (probabilities 1/4, 1/2, 1/4) pool to MAE 1, (1 + 9) / 4
+    # = 2.5 and 3: the 95 % percentile interval is [1, 3], the central 40 % only {A, B}
+    t = np.zeros(4)
+    a, clusters = np.array([1.0, 3.0, 3.0, 3.0]), np.array(["A", "B", "B", "B"])
+    d = paired_difference(mae, a, t, t, clusters, n_resamples=N)
+    assert d.value == pytest.approx(2.5) and (d.low, d.high) == (1.0, 3.0)
+    assert (d.n_clusters, d.n_samples, d.left_out) == (2, 4, 0)
+    mid = paired_difference(mae, a, t, t, clusters, n_resamples=N, level=0.4)
+    assert (mid.low, mid.high) == (2.5, 2.5)  # pooled images, not the mean of cluster means (2)
+
+
+def test_known_difference_lies_in_the_interval():
+    t, a, b, clusters = clustered()
+    d = paired_difference(mae, a, b, t, clusters, n_resamples=N)
+    assert d.value == pytest.approx(np.mean(a - b))  # positive errors: MAE difference by hand
+    assert d.method == "BCa" and d.note == ""
+    assert d.low < 0.2 < d.high  # the population difference
+    assert d.a.values == (pytest.approx(mae(a, t)),) and d.b.values == (pytest.approx(mae(b, t)),)
+
+
+def test_cluster_interval_is_wider_than_the_image_interval_for_correlated_images():
+    t, a, b, clusters = clustered(between=0.1, within=0.01)
+    images = np.arange(len(t))
+    wide = paired_difference(mae, a, b, t, clusters, n_resamples=N)
+    naive = paired_difference(mae, a, b, t, images, n_resamples=N)
+    assert wide.value == naive.value
+    assert wide.width > 2 * naive.width  # 8 near-copies per cluster: about sqrt(8) wider
+    assert not naive.low < 0.2 < naive.high  # the image bootstrap misses the true difference
+    # independent images (no cluster effect): both intervals alike
+    t, a, b, clusters = clustered(between=0.0, within=0.1)
+    ratio = (paired_difference(mae, a, b, t, clusters, n_resamples=N).width
+             / paired_difference(mae, a, b, t, images, n_resamples=N).width)
+    assert 0.6 < ratio < 1.6
+
+
+def test_identical_predictions_give_a_zero_interval_at_zero():
+    t, a, _, clusters = clustered()
+    d = paired_difference(r2_score, a, a, t, clusters, n_resamples=N)
+    assert (d.value, d.low, d.high) == (0.0, 0.0, 0.0)
+    assert d.method == "percentile" and "same value" in d.note  # BCa is undefined there
+    assert verdict(d, higher_is_better=True) == "not separable"
+
+
+def test_better_worse_and_under_fit_verdicts():
+    rng = np.random.default_rng(3)
+    clusters = np.repeat(np.arange(10), 6)
+    t = rng.normal(size=60)
+    good, bad = t + rng.normal(0, 0.1, 60), t + rng.normal(0, 0.8, 60)
+    r2 = paired_difference(r2_score, good, bad, t, clusters, n_resamples=N)
+    assert r2.low > 0 and verdict(r2, higher_is_better=True) == "supported"
+    worse = paired_difference(r2_score, bad, good, t, clusters, n_resamples=N)
+    assert worse.high < 0 and verdict(worse, higher_is_better=True) == "contradicted"
+    err = paired_difference(mae, good, bad, t, clusters, n_resamples=N)
+    assert err.high < 0 and verdict(err, higher_is_better=False) == "supported"
+    assert verdict(worse, higher_is_better=True, train_scores=[0.95, [0.9, 0.7]]) == VERDICTS[1]
+    # a network of the claim does not fit its training data: no verdict on the architecture
+    for train in ([0.95, 0.5], {"a": 0.95, "b": [0.9, 0.6]}, 0.79, [float("nan")]):
+        assert verdict(r2, higher_is_better=True, train_scores=train) == "not decided: under-fit"
+    assert verdict(r2, higher_is_better=True, train_scores=[0.8, [0.85, 0.95]]) == "supported"
+
+
+def test_fit_status_uses_the_mean_over_seeds():
+    assert fit_status(0.8) == "fits" and fit_status(0.7999) == "under-fit"
+    assert fit_status([0.9, 0.75]) == "fits" and fit_status([0.9, 0.6]) == "under-fit"
+    assert fit_status(0.5, threshold=0.4) == "fits"
+    assert fit_status(float("nan")) == "under-fit"
+    with pytest.raises(ValueError, match="train_r2"):
+        fit_status(np.ones((2, 2)))
+
+
+def test_bca_falls_back_to_percentile_with_few_clusters():
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=24)
+    a, b = t + rng.normal(0, 0.3, 24), t + rng.normal(0, 0.5, 24)
+    for k in (2, 3):
+        d = paired_difference(r2_score, a, b, t, np.arange(24) % k, n_resamples=N)
+        assert d.method == "percentile" and d.n_clusters == k
+        assert f"{k} clusters" in d.note and str(MIN_BCA_CLUSTERS) in d.note
+        assert d.low <= d.high
+    d = paired_difference(r2_score, a, b, t, np.arange(24) % 6, n_resamples=N)
+    assert d.method == "BCa" and d.note == ""
+    asked = paired_difference(r2_score, a, b, t, np.arange(24) % 3, n_resamples=N,
+                              method="percentile")
+    assert asked.method == "percentile" and asked.note == ""  # asked for: nothing to explain
+    one = paired_difference(r2_score, a, b, t, np.zeros(24), n_resamples=N)
+    assert one.method == "none" and np.isnan(one.low) and np.isnan(one.high)
+    assert verdict(one, higher_is_better=True) == "not separable"
+
+
+def test_same_seed_same_interval():
+    t, a, b, clusters = clustered()
+    def run(seed):
+        d = paired_difference(r2_score, a, b, t, clusters, n_resamples=N, seed=seed)
+        return d.value, d.low, d.high, d.method
+
+    first = run(7)
+    assert run(7) == first  # bit for bit
+    other = run(8)
+    assert other[0] == first[0] and other[1:3] != first[1:3]
+
+
+def test_seeds_are_averaged_inside_the_statistic_and_summarised_apart():
+    t, a, b, clusters = clustered()
+    a2 = np.stack([a, a + 0.1])  # the second seed of a: every error 0.1 larger
+    b2 = np.stack([b, b + 0.3])
+    d = paired_difference(mae, a2, b2, t, clusters, n_resamples=N)
+    per = [mae(a, t) - mae(b, t), mae(a + 0.1, t) - mae(b + 0.3, t)]
+    assert d.seeds.values == pytest.approx(per) and d.value == pytest.approx(np.mean(per))
+    assert d.seeds.std == pytest.approx(0.2 / np.sqrt(2))  # differences 0.2 apart
+    assert d.n_seeds == 2
+    assert d.a.values == pytest.approx([mae(a, t), mae(a, t) + 0.1])
+    # the seed shift is constant on every resample: the interval is one seed's, moved by -0.1
+    one = paired_difference(mae, a, b, t, clusters, n_resamples=N)
+    assert (d.low, d.high) == pytest.approx((one.low - 0.1, one.high - 0.1))
+    # one row pairs with every seed; other seed counts are refused
+    base = paired_difference(mae, a2, b, t, clusters, n_resamples=N)
+    assert base.seeds.values == pytest.approx([mae(a, t) - mae(b, t), mae(a, t) + 0.1 - mae(b, t)])
+    with pytest.raises(ValueError, match="paired by index"):
+        paired_difference(mae, a2, np.stack([b, b, b]), t, clusters)
+
+
+def test_nan_predictions_are_left_out_of_both_models():
+    t, a, b, clusters = clustered()
+    a2 = np.stack([a, a])
+    a2[1, 5] = np.nan  # one seed's prediction of image 5
+    d = paired_difference(mae, a2, b, t, clusters, n_resamples=N)
+    keep = np.arange(len(t)) != 5
+    assert d.left_out == 1 and d.n_samples == len(t) - 1
+    assert d.value == pytest.approx(mae(a[keep], t[keep]) - mae(b[keep], t[keep]))
+    with pytest.raises(ValueError, match="one cluster id"):
+        paired_difference(mae, a, b, t, clusters[:-1])
+    with pytest.raises(ValueError, match="pred_b must have shape"):
+        paired_difference(mae, a, b[:-1], t, clusters)
+    with pytest.raises(ValueError, match="method must be"):
+        paired_difference(mae, a, b, t, clusters, method="studentized")
+
+
+def test_score_interval_of_one_model_and_seed_summaries():
+    t, a, _, clusters = clustered()
+    iv = score_interval(mae, np.stack([a, a + 0.2]), t, clusters, n_resamples=N)
+    assert iv.value == pytest.approx(mae(a, t) + 0.1) and iv.low < iv.value < iv.high
+    assert iv.seeds.values == pytest.approx([mae(a, t), mae(a, t) + 0.2])
+    np.testing.assert_allclose(seed_scores(mae, np.stack([a, a + 0.2]), t),
+                               [mae(a, t), mae(a, t) + 0.2])
+    s = summarize_seeds([1.0, 2.0, 4.0])
+    assert (s.mean, s.std) == (pytest.approx(7 / 3), pytest.approx(np.std([1, 2, 4], ddof=1)))
+    assert np.isnan(summarize_seeds([0.5]).std)
