@@ -106,6 +106,7 @@ def test_contact_cement_only_adds_solid(pack):
 
 @pytest.mark.realdata
 @pytest.mark.slow
+@pytest.mark.usefixtures("torch_one_thread")  # a busy 2-core CPU slows torch's pool 10-100x
 def test_synthetic_berea_is_as_stiff_as_real_berea_at_equal_porosity():
     """The issue's realism check: FEM moduli of synthetic Berea's true geometry within 15 %
     of the real Imperial College Berea trend at equal porosity (the paper's pixel size)."""
