@@ -232,3 +232,24 @@ def test_same_seed_same_numbers_in_bf16(tmp_path):
                   device="cpu", progress=False)
         hist.append(res.history.drop(columns="seconds"))
     pd.testing.assert_frame_equal(hist[0], hist[1])
+
+
+def test_a_resumed_bf16_dmtnn_run_repeats_an_uninterrupted_one(tmp_path):
+    """The resumed run refills the segmenter cache on other batches: bf16 logits are the same."""
+    tc = TrainConfig(epochs=2, batch_size=4, lr=1e-3, seed=4, precision="bf16")
+    train, val = rocks(8, 11), rocks(4, 12)
+
+    def run(folder, **kw):
+        return fit(dmtnn(), REGRESSION, train, val, tc, tmp_path / folder, device="cpu",
+                   progress=False, **kw)
+
+    def stop(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt  # the run killed after its first epoch
+
+    whole = run("whole")
+    with pytest.raises(KeyboardInterrupt):
+        run("resumed", callback=stop)
+    resumed = run("resumed")
+    pd.testing.assert_frame_equal(whole.history.drop(columns="seconds"),
+                                  resumed.history.drop(columns="seconds"))

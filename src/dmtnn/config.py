@@ -173,7 +173,8 @@ class TrainConfig:
     # is bf16 autocast and channels_last where the device multiplies bf16 natively (CUDA
     # from Ampere on, CPUs with AVX-512 BF16 or AMX), float32 elsewhere; "bf16" or
     # "float32" force one. Losses and KPIs are float32 either way. On the quick profile's
-    # CPU, bf16 trains DMTNN and LinkNet about twice as fast (bench/train.py --compare).
+    # CPU (AVX-512 BF16) LinkNet trains 2.4x and DMTNN 2.8x (with its segmenter cache) as
+    # fast as in float32 before (bench/train.py --compare); validation scores alike.
     precision: str = "auto"
     # The epoch whose weights a run keeps: "val_loss", the lowest validation loss on
     # standardised targets, the task losses summed unweighted (so that weighting
