@@ -173,8 +173,8 @@ class TrainConfig:
     # is bf16 autocast and channels_last where the device multiplies bf16 natively (CUDA
     # from Ampere on, CPUs with AVX-512 BF16 or AMX), float32 elsewhere; "bf16" or
     # "float32" force one. Losses and KPIs are float32 either way. On the quick profile's
-    # CPU (AVX-512 BF16) LinkNet trains 2.4x and DMTNN 2.8x (with its segmenter cache) as
-    # fast as in float32 before (bench/train.py --compare); validation scores alike.
+    # CPU (AVX-512 BF16) bf16 trains LinkNet and DMTNN (with its segmenter cache) faster than
+    # float32 did: `python bench/train.py --compare OLD_CHECKOUT` measures both in one run.
     precision: str = "auto"
     # The epoch whose weights a run keeps: "val_loss", the lowest validation loss on
     # standardised targets, the task losses summed unweighted (so that weighting
