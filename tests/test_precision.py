@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from dmtnn import models
+from dmtnn.augmentation import apply_symmetry
 from dmtnn.config import TrainConfig
 from dmtnn.multitask import REGRESSION
 from dmtnn.samples import Samples, compute_scales, to_device
 from dmtnn.settings import PRECISIONS, fast_precision, resolve_precision
-from dmtnn.train import _apply_symmetry, _inputs, fit, predict, seed_everything, train_epoch
+from dmtnn.train import _inputs, fit, predict, seed_everything, train_epoch
 from dmtnn.weighting import FixedWeights
 
 SIZE = 32  # LinkNet takes multiples of 32
@@ -175,7 +176,7 @@ def test_cached_logits_are_the_segmenters_of_the_turned_image(precision):
         idx = torch.nonzero(cache.done[k]).reshape(-1)
         if len(idx) == 0:
             continue
-        x = _apply_symmetry(_inputs(data, idx, channels_last=dtype is not None), turn)
+        x = apply_symmetry(_inputs(data, idx, channels_last=dtype is not None), turn)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16,
                                              enabled=dtype is not None):
             direct = seg(x)

@@ -45,3 +45,41 @@ def test_train_then_load_segmenter(tiny_cfg):
     with pytest.raises(FileNotFoundError, match="run notebook 04_segmenter"):
         load_segmenter(cfg, "unet")
     assert (run_folder(cfg, "segmenter-linknet") / "history.csv").exists()
+
+
+def test_image_normalised_segmenter_ignores_gain_and_offset(torch_one_thread):
+    import torch
+
+    from dmtnn import models
+
+    torch.manual_seed(0)
+    net = models.build("linknet", width=0.125, input_norm="image").eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(2.5 * x - 0.7), atol=1e-4, rtol=1e-4)
+        paper = models.build("linknet", width=0.125).eval()  # the paper's: global scale
+        assert not torch.allclose(paper(x), paper(2.5 * x - 0.7), atol=1e-2)
+    with pytest.raises(ValueError, match="input_norm must be one of"):
+        models.build("unet", width=0.125, input_norm="per-image")
+
+
+def test_scanner_slices_share_the_geometry_and_the_table_scores_them(tiny_cfg):
+    from dmtnn.data.scanners import SCANNERS, scanner_slices
+    from dmtnn.reports import scanner_table
+
+    sl = scanner_slices(tiny_cfg.data, "Castle Gate", 2)
+    size = tiny_cfg.data.image_size
+    assert set(sl["gray"]) == set(SCANNERS) and sl["truth"].shape == (2, size, size)
+    assert sl["gray"]["16-bit"].dtype == np.uint16 and sl["gray"]["default"].dtype == np.uint8
+    # another rendering of the same slices: dark pores where the truth has pores
+    for gray in sl["gray"].values():
+        g = gray.astype(float)
+        assert g[sl["truth"] == 0].mean() < g[sl["truth"] == 1].mean()
+    perfect = {s: sl["truth"] for s in SCANNERS}
+    flipped = {**perfect, "dark": 1 - sl["truth"]}
+    t = scanner_table({"perfect": perfect, "flipped": flipped}, sl["truth"])
+    assert (t.loc["perfect", "PA"] == 1).all() and (t.loc["perfect", "PA change"] == 0).all()
+    row = t.loc[("flipped", "dark")]
+    phi = 1 - sl["truth"].mean(axis=(1, 2))
+    assert row["PA"] == 0 and row["PA change"] == -1
+    assert row["|porosity change|"] == pytest.approx(np.abs(1 - 2 * phi).mean())

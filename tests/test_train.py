@@ -232,26 +232,6 @@ def test_predict_returns_physical_units(cfg, tmp_path):
                                atol=0.05 * train.targets["mu"].std())
 
 
-def test_augmentation_symmetries_keep_the_labels():
-    from dmtnn import fem
-    from dmtnn.train import _apply_symmetry
-
-    x = torch.tensor([[1, 2], [3, 4]]).reshape(1, 1, 2, 2)
-    assert _apply_symmetry(x, (1, False)).flatten().tolist() == [2, 4, 1, 3]
-    assert _apply_symmetry(x, (0, True)).flatten().tolist() == [2, 1, 4, 3]
-    wide = torch.zeros(1, 1, 2, 4)
-    assert _apply_symmetry(wide, (1, False)).shape == wide.shape  # no quarter turn
-    # the labels: porosity and the moduli of every turned or flipped image are the same
-    rng = np.random.default_rng(4)
-    solid = (rng.random((16, 16)) > 0.35).astype(np.uint8)
-    images = [_apply_symmetry(torch.from_numpy(solid)[None, None], (k, f))[0, 0].numpy()
-              for k in range(4) for f in (False, True)]
-    res = fem.elastic_moduli(np.stack(images), dtype=torch.float64, tol=1e-10)
-    np.testing.assert_allclose(res.kappa, res.kappa[0], rtol=1e-7)
-    np.testing.assert_allclose(res.mu, res.mu[0], rtol=1e-7)
-    assert len({float(im.mean()) for im in images}) == 1
-
-
 def test_evaluate_repeats_the_best_epochs_validation_numbers(cfg, tmp_path):
     res = run(cfg, tmp_path / "a")
     val = samples(5, 2)

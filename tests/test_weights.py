@@ -9,6 +9,7 @@ from dmtnn.checkpoints import CheckpointMismatch, run_folder
 from dmtnn.config import load_profile
 from dmtnn.multitask import build_network, regression_tasks
 from dmtnn.samples import SEGMENTATION, Samples
+from dmtnn.segmentation import segmenter_kwargs
 from dmtnn.train import fit, predict, seed_everything
 from dmtnn.weights import WeightsError
 from tests.predict_helpers import SCALES, ct_like, tiny_dmtnn, tiny_weights
@@ -106,7 +107,7 @@ def test_export_from_trained_runs_reproduces_their_predictions(tmp_path, monkeyp
     gray, solid = ct_like(12, 64, 64)
     train, val = slice(0, 8), slice(8, 12)
     seed_everything(0, 0)
-    seg = models.build("linknet", in_channels=1, width=cfg.segmenter.width)
+    seg = models.build("linknet", **segmenter_kwargs(cfg))
     fit(seg, SEGMENTATION, Samples(gray[train], {"mask": solid[train]}),
         Samples(gray[val], {"mask": solid[val]}), cfg.segmenter,
         run_folder(cfg, "segmenter-linknet"), device="cpu", progress=False)
@@ -126,7 +127,8 @@ def test_export_from_trained_runs_reproduces_their_predictions(tmp_path, monkeyp
     cfg_json = loaded.config
     assert cfg_json["training"]["profile"] == "ci" and cfg_json["training"]["best_epoch"] == 1
     assert cfg_json["segmenter"] == {"network": "linknet",
-                                     "kwargs": {"in_channels": 1, "width": cfg.segmenter.width}}
+                                     "kwargs": {"in_channels": 1, "width": cfg.segmenter.width,
+                                                "input_norm": "image"}}
     assert cfg_json["data"]["pixel_um"] == cfg.data.pixel_um
     new, _ = ct_like(3, 64, 64, seed=5)
     a = _outputs(run.model, new, scales=run.scales)

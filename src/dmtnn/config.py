@@ -186,6 +186,14 @@ class TrainConfig:
     # random: the square's symmetries leave porosity, the 2D bulk modulus and the
     # isotropic shear modulus unchanged (and turn a mask with its image).
     augment: bool = True
+    # Each training image's gray levels rendered anew (dmtnn.augmentation: blur, noise,
+    # gamma, gain and offset, bit depth), as another scanner would show the same rock.
+    # For the segmenters; DMTNN sees the gray image only through its frozen segmenter.
+    intensity: bool = False
+    # A segmenter's input normalisation (dmtnn.models.blocks.input_layer): "global", the
+    # training split's mean and standard deviation (the paper), or "image", each image
+    # by its own, so that a scanner's gray levels do not matter.
+    input_norm: str = "global"
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     rev: RevConfig = field(default_factory=RevConfig)
     fem: FEMConfig = field(default_factory=FEMConfig)
-    segmenter: TrainConfig = field(default_factory=TrainConfig)  # LinkNet, U-Net
+    # LinkNet, U-Net: scanner-robust (each image standardised by its own statistics,
+    # gray levels rendered anew in training); the paper's: input_norm "global", intensity off
+    segmenter: TrainConfig = field(
+        default_factory=lambda: TrainConfig(input_norm="image", intensity=True))
     # DMTNN, CNN, sharing variants: a cosine schedule (ten epochs of the step schedule left
     # training R2 at 0.5-0.7 on the quick profile)
     multitask: TrainConfig = field(default_factory=lambda: TrainConfig(schedule="cosine"))
@@ -457,6 +468,9 @@ def profile_table(names: tuple[str, ...] = ("ci", "quick", "book", "paper")) -> 
         ("Blocks per rock", lambda c: str(c.data.blocks_per_rock)),
         ("Segmenter: epochs (schedule)", lambda c: _schedule(c.segmenter)),
         ("Segmenter width", lambda c: f"{c.segmenter.width:g}"),
+        ("Segmenter input: normalisation / intensity augmentation",
+         lambda c: f"{'per image' if c.segmenter.input_norm == 'image' else 'global'} / "
+                   f"{'on' if c.segmenter.intensity else 'off'}"),
         ("Other networks: epochs (schedule)", lambda c: _schedule(c.multitask)),
         ("Other networks: trunk width / head width",
          lambda c: f"{c.multitask.width:g} / {c.multitask.head_width:g}"),

@@ -17,27 +17,33 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
 from torch import nn
+from tqdm import tqdm
 
 from dmtnn import models
 from dmtnn.checkpoints import load_checkpoint, run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
+from dmtnn.data.scanners import scanner_slices
 from dmtnn.data.threshold import threshold_segment
 from dmtnn.images import ImageWarning, as_stack, as_uint8_stack, check_side, contrast_warning
 from dmtnn.samples import SEGMENTATION, Samples
+from dmtnn.settings import show_progress
 from dmtnn.train import FitResult, fit, predict, seed_everything
 
 __all__ = [
     "ARCHITECTURES",
     "segmentation_samples",
+    "segmenter_kwargs",
     "train_segmenter",
     "load_segmenter",
     "segment",
     "threshold_baseline",
+    "scanner_masks",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,23 +65,32 @@ def segmentation_samples(ds: Dataset, split: str, target: str = "label") -> Samp
     return Samples(s["gray"], {"mask": s[target]})
 
 
+def segmenter_kwargs(cfg: Config) -> dict:
+    """The registry builder's arguments of a profile's segmenters (JSON values)."""
+    return {"in_channels": 1, "width": cfg.segmenter.width,
+            "input_norm": cfg.segmenter.input_norm}
+
+
 def _build(cfg: Config, arch: str) -> nn.Module:
     """Segmenter ``arch`` of the registry, initialised from ``cfg.segmenter.seed``."""
     spec = models.network(arch, "segmentation")
     seed_everything(cfg.segmenter.seed, 0)  # the initial weights
-    return spec.build(in_channels=1, width=cfg.segmenter.width)
+    return spec.build(**segmenter_kwargs(cfg))
 
 
 def train_segmenter(
-    cfg: Config, ds: Dataset, arch: str = "linknet", *, progress: bool | None = None
+    cfg: Config, ds: Dataset, arch: str = "linknet", *, progress: bool | None = None,
+    name: str | None = None,
 ) -> FitResult:
     """Train (or resume, or load the finished) segmenter ``arch`` on the threshold labels.
 
-    The run lives in ``artifacts/<profile>/models/segmenter-<arch>``. A run
-    made under another configuration or other data is started afresh.
+    The run lives in ``artifacts/<profile>/models/segmenter-<arch>`` (or
+    ``models/<name>``: a variant such as the paper's input handling,
+    ``cfg.segmenter`` changed). A run made under another configuration or
+    other data is started afresh.
     """
     model = _build(cfg, arch)
-    folder = run_folder(cfg, f"segmenter-{arch}")
+    folder = run_folder(cfg, name or f"segmenter-{arch}")
     train_set, val_set = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
     return fit(model, SEGMENTATION, train_set, val_set, cfg.segmenter, folder, device=cfg.device,
                on_mismatch="restart", progress=progress)
@@ -154,3 +169,42 @@ def threshold_baseline(gray: np.ndarray) -> np.ndarray:
     """
     gray = as_stack(gray, "gray")
     return np.stack([threshold_segment(g) for g in gray])
+
+
+def scanner_masks(
+    cfg: Config, segmenters: dict[str, tuple[nn.Module, dict]], rocks: Sequence[str], n: int,
+    *, threshold: bool = True, progress: bool | None = None,
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """Segmentations of the same slices rendered by every scanner, and their true geometry.
+
+    Renders ``n`` slices of each of ``rocks`` with every scanner of
+    :data:`dmtnn.data.scanners.SCANNERS` (:func:`~dmtnn.data.scanners.scanner_slices`),
+    segments each rendering with every segmenter (name -> (model, scales)) as
+    a user would (:func:`segment`: a uint16 rendering is rescaled by its
+    percentiles; its warning is expected here and silenced) and, with
+    ``threshold``, Otsu's threshold per image.
+
+    Returns
+    -------
+    masks : dict
+        Method -> {scanner -> masks (N, S, S)}, the rocks' slices in order.
+    truth : (N, S, S) uint8
+        Their true geometry. ``dmtnn.reports.scanner_table(masks, truth)``
+        scores them.
+    """
+    truth, masks = [], {name: {} for name in segmenters}
+    if threshold:
+        masks["threshold (Otsu per image)"] = {}
+    for rock in tqdm(rocks, desc="scanners", unit="rock", disable=not show_progress(progress)):
+        sl = scanner_slices(cfg.data, rock, n)
+        truth.append(sl["truth"])
+        for scanner, gray in sl["gray"].items():
+            for name, (model, scales) in segmenters.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ImageWarning)
+                    masks[name].setdefault(scanner, []).append(segment(model, scales, gray, cfg))
+            if threshold:
+                masks["threshold (Otsu per image)"].setdefault(scanner, []).append(
+                    threshold_baseline(gray))
+    stacked = {m: {s: np.concatenate(v) for s, v in by.items()} for m, by in masks.items()}
+    return stacked, np.concatenate(truth)

@@ -20,10 +20,13 @@ What the loop does (section 3.4 of the paper and the project's rules)
   mean and standard deviation; regression targets marked ``normalize`` are
   standardised the same way. The statistics go into every checkpoint and
   :func:`predict` undoes them.
-- Augmentation (``augment``): every training batch is turned by a random
-  multiple of 90 degrees and flipped at random. These symmetries of the square
-  leave the labels unchanged (porosity, the 2D bulk modulus and the isotropic
-  shear modulus; a mask turns with its image), so each image counts eight times.
+- Augmentation (:mod:`dmtnn.augmentation`): with ``augment``, every training
+  batch is turned by a random multiple of 90 degrees and flipped at random.
+  These symmetries of the square leave the labels unchanged (porosity, the 2D
+  bulk modulus and the isotropic shear modulus; a mask turns with its image),
+  so each image counts eight times. With ``intensity``, each training image's
+  gray levels are rendered anew (blur, noise, gamma, gain and offset, bit
+  depth), as another scanner would show the same rock.
 - Precision (``precision``): bf16 autocast around the forward pass and
   channels_last weights where the device multiplies bf16 natively (CUDA,
   CPUs with AVX-512 BF16 or AMX; :func:`dmtnn.settings.resolve_precision`),
@@ -82,6 +85,7 @@ from tqdm import tqdm
 
 from dmtnn import checkpoints
 from dmtnn.artifacts import atomic_write
+from dmtnn.augmentation import Intensity, apply_symmetry, draw_intensity, draw_symmetry
 from dmtnn.config import TrainConfig
 from dmtnn.losses import regression_loss, segmentation_loss
 from dmtnn.metrics import r2_score
@@ -250,7 +254,8 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         weights = weighting.weights()
         tr = train_epoch(model, tasks, data_train, weighting, optimizer, tc.batch_size,
-                         generator=gen, augment=tc.augment, epoch=epoch + 1,
+                         generator=gen, augment=tc.augment, intensity=tc.intensity,
+                         epoch=epoch + 1,
                          precision=tc.precision, scheduler=scheduler,
                          progress=show_progress(progress),
                          label=f"{folder.name} {epoch + 1}/{tc.epochs}")
@@ -361,6 +366,7 @@ def train_epoch(
     *,
     generator: torch.Generator | None = None,
     augment: bool = False,
+    intensity: bool = False,
     epoch: int = 0,
     progress: bool = False,
     label: str = "",
@@ -374,7 +380,9 @@ def train_epoch(
 
     The images are visited in the order of ``torch.randperm(generator)`` (in
     order without a generator); with ``augment``, each batch is turned and
-    flipped by a random symmetry of the square drawn from ``generator``.
+    flipped by a random symmetry of the square drawn from ``generator``; with
+    ``intensity``, its images' gray levels are rendered anew
+    (:func:`dmtnn.augmentation.draw_intensity`).
     ``epoch`` names the epoch in the error of a NaN loss; ``progress`` and
     ``label`` draw a tqdm bar; ``precision`` is ``TrainConfig.precision``
     (the caller puts the model in channels_last where it is bf16, as
@@ -387,9 +395,11 @@ def train_epoch(
     batches = _batches(order, batch_size)
     tally = _Tally(tasks)
     for b, idx in enumerate(tqdm(batches, desc=label, leave=False, disable=not progress)):
-        turn = _symmetry(generator) if augment else (0, False)
+        turn = draw_symmetry(generator) if augment else (0, False)
+        render = draw_intensity(generator, len(idx)) if intensity else None
         loss = _batch_loss(model, tasks, data, idx, weighting, tally, turn, dtype,
-                           where=f"at epoch {epoch}, batch {b + 1} of {len(batches)}")
+                           where=f"at epoch {epoch}, batch {b + 1} of {len(batches)}",
+                           intensity=render)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -428,17 +438,20 @@ def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 
 def _batch_loss(model, tasks, data: SplitTensors, idx, weighting, tally: _Tally, turn,
-                dtype: torch.dtype | None, *, where: str) -> torch.Tensor:
-    """The weighted total loss of one batch (turned by ``turn``), its parts added to ``tally``.
+                dtype: torch.dtype | None, *, where: str,
+                intensity: Intensity | None = None) -> torch.Tensor:
+    """The weighted total loss of one batch (turned by ``turn``, its gray levels rendered by
+    ``intensity``), its parts added to ``tally``.
 
     The one per-batch step of :func:`train_epoch` and :func:`evaluate`; the
     forward pass autocasts to ``dtype`` (None: float32). A non-finite total
     raises :class:`FloatingPointError` naming ``where``.
     """
     idx = idx.to(data.x.device)
-    x = _apply_symmetry(_inputs(data, idx, channels_last=dtype is not None), turn)
+    x = apply_symmetry(_inputs(data, idx, channels_last=dtype is not None, intensity=intensity),
+                       turn)
     with _autocast(data.device, dtype):
-        out = _forward(model, data, idx, x, turn, dtype)
+        out = _forward(model, data, idx, x, turn, dtype, cached=intensity is None)
     if not isinstance(out, Mapping):
         if len(tasks) != 1:
             raise TypeError(f"the model returned one tensor for {len(tasks)} tasks; "
@@ -448,7 +461,7 @@ def _batch_loss(model, tasks, data: SplitTensors, idx, weighting, tally: _Tally,
     for t in tasks:
         y = data.targets[t.name][idx].to(data.device, non_blocking=True)
         if t.kind == "segmentation":
-            y = _apply_symmetry(y.unsqueeze(1), turn)
+            y = apply_symmetry(y.unsqueeze(1), turn)
             losses[t.name] = segmentation_loss(out[t.name], y)
             tally.segmentation(t.name, out[t.name], y)
         else:
@@ -512,10 +525,13 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _forward(model, data: SplitTensors, idx, x, turn, dtype) -> Any:
-    """``model(x)``, with a frozen segmenter's logits taken from the split's cache."""
+def _forward(model, data: SplitTensors, idx, x, turn, dtype, *, cached: bool = True) -> Any:
+    """``model(x)``, with a frozen segmenter's logits taken from the split's cache.
+
+    ``cached=False`` (images rendered anew each epoch) runs the segmenter on ``x``.
+    """
     seg = getattr(model, "frozen_segmenter", None)
-    if not isinstance(seg, nn.Module) or seg.training:
+    if not cached or not isinstance(seg, nn.Module) or seg.training:
         return model(x)
     cache = data.cache.get("frozen logits")
     if cache is None or not cache.serves(seg, dtype):
@@ -593,26 +609,18 @@ def _fits(nbytes: int, device: torch.device) -> bool:
     return nbytes <= free / 4
 
 
-def _symmetry(generator) -> tuple[int, bool]:
-    """A random element of the square's symmetry group: quarter turns and a flip."""
-    k = int(torch.randint(4, (1,), generator=generator))
-    return k, bool(torch.randint(2, (1,), generator=generator))
+def _inputs(data: SplitTensors, idx: torch.Tensor, *, channels_last: bool,
+            intensity: Intensity | None = None) -> torch.Tensor:
+    """Standardised float images (B, 1, H, W) of a batch, on the model's device.
 
-
-def _apply_symmetry(x: torch.Tensor, turn: tuple[int, bool]) -> torch.Tensor:
-    k, flip = turn
-    if k % 2 and x.shape[-1] != x.shape[-2]:
-        k -= 1  # a quarter turn would change the shape of a non-square image
-    if k:
-        x = torch.rot90(x, k, (-2, -1))
-    return x.flip(-1) if flip else x
-
-
-def _inputs(data: SplitTensors, idx: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
-    """Standardised float images (B, 1, H, W) of a batch, on the model's device."""
+    ``intensity`` renders the gray levels (0..1) anew before the standardisation.
+    """
     mean, std = data.input_scale
     x = data.x[idx].to(data.device, non_blocking=True)
-    x = ((x.float() / 255.0 - mean) / std).unsqueeze(1)  # (B, 1, H, W)
+    x = (x.float() / 255.0).unsqueeze(1)  # (B, 1, H, W)
+    if intensity is not None:
+        x = intensity(x)
+    x = (x - mean) / std
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x

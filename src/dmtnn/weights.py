@@ -53,7 +53,7 @@ from dmtnn.artifacts import atomic_write, repo_root, sha256sum
 from dmtnn.checkpoints import load_checkpoint, read, read_history, run_folder
 from dmtnn.config import Config
 from dmtnn.multitask import REGRESSION, build_network
-from dmtnn.segmentation import load_segmenter
+from dmtnn.segmentation import load_segmenter, segmenter_kwargs
 
 __all__ = [
     "FORMAT",
@@ -480,7 +480,7 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
             raise FileExistsError(f"{out / name} exists: pass --overwrite to replace it")
     commit = pipeline._commit(repo_root() or Path.cwd())
     seg, _ = load_segmenter(cfg, "linknet")  # raises FileNotFoundError naming notebook 04
-    seg_spec = {"network": "linknet", "kwargs": {"in_channels": 1, "width": cfg.segmenter.width}}
+    seg_spec = {"network": "linknet", "kwargs": segmenter_kwargs(cfg)}
     todo = {}  # every checkpoint is read and checked before any folder is written
     if "linknet" in networks:
         folder = run_folder(cfg, "segmenter-linknet")

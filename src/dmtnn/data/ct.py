@@ -11,7 +11,8 @@ scans good but not perfect:
 - Gaussian noise of ``noise`` gray levels per native voxel; an image of
   coarser pixels averages ``(pixel / native)^2`` voxels and has
   proportionally less noise;
-- rounding to uint8, as the portal's files are stored.
+- rounding to uint8, as the portal's files are stored (``bits=16``: to
+  uint16, the 8-bit gray levels scaled by 65535 / 255, as many scanners store).
 
 The portal also ships a filtered grayscale volume, from which its binary
 volume was segmented; :func:`denoise` plays that part here (a 3 x 3 median
@@ -43,6 +44,7 @@ class CTModel:
     native_pixel_um: float = 2.25
     drift: float = 0.04  # relative intensity change from the first to the last slice
     cupping: float = 0.04  # relative darkening at the centre of the field
+    bits: int = 8  # stored bit depth: 8 (uint8) or 16 (uint16, levels x 65535 / 255)
 
     def levels(self) -> np.ndarray:
         table = np.zeros(4)
@@ -78,7 +80,7 @@ def forward(
 
     Returns
     -------
-    (H, W) uint8
+    (H, W) uint8, or uint16 for ``model.bits == 16``
     """
     phases = np.asarray(phases)
     if phases.ndim != 2 or phases.max(initial=0) > max(PORE, QUARTZ, FELDSPAR, CLAY):
@@ -92,6 +94,10 @@ def forward(
     if rng is not None:
         sigma = model.noise * model.native_pixel_um / pixel_um
         image += sigma * rng.standard_normal(image.shape)
+    if model.bits == 16:
+        return np.clip(np.rint(image * (65535 / 255)), 0, 65535).astype(np.uint16)
+    if model.bits != 8:
+        raise ValueError(f"CTModel.bits must be 8 or 16, got {model.bits}")
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 

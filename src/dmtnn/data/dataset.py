@@ -389,8 +389,11 @@ def rock_key(cfg: DataConfig, rock: str) -> str:
 
 def synthetic_fingerprint(rock: str) -> list:
     """What, besides the config, decides a synthetic rock's images (for cache keys)."""
+    # CTModel.bits came later: it enters the key only when not 8, so that the caches of
+    # 8-bit renderings made before it stay valid (their images are the same)
+    scanner = {k: v for k, v in asdict(ct.CT_MODEL).items() if not (k == "bits" and v == 8)}
     return [synthetic.GENERATOR_VERSION, asdict(synthetic.TEXTURES[get_rock(rock).name]),
-            asdict(ct.CT_MODEL)]
+            scanner]
 
 
 def _make_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
-from dmtnn.rocks import Rock, get_rock  # noqa: F401 (re-exported for tests)
+from dmtnn.rocks import ROCKS, Rock, get_rock  # noqa: F401 (Rock re-exported for tests)
 
 __all__ = [
     "PORE",
@@ -58,6 +58,7 @@ __all__ = [
     "make_packs",
     "margin_um",
     "render_phases",
+    "rock_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -552,3 +553,27 @@ def _pack(
     clay_threshold = float(np.quantile(clay, 1 - texture.clay))
     return GrainPack(centers, shapes, half_widths, minerals, scale, clay, grid, clay_threshold,
                      tuple(float(b) for b in box), texture.cement)
+
+
+def rock_table(roles: dict[str, str] | None = None) -> str:
+    """The eleven sandstones as a Markdown table: the portal's facts beside our textures.
+
+    Columns: name, the portal's file prefix, the role (``roles``: name ->
+    "train", "held out", "unseen"; omitted when None), laboratory and segmented
+    porosity (%) from :mod:`dmtnn.rocks`, and the synthetic texture's d50, clay
+    and feldspar fractions (:data:`TEXTURES`), in the order of the facts file.
+    The book's data page includes it (``make stage`` writes it), so no page
+    types these numbers by hand.
+    """
+    head = ["Rock", "File prefix", *(["Role here"] if roles else []), "Lab porosity (%)",
+            "Segmented porosity (%)", "Synthetic d50 (µm)", "Clay (of pore space)",
+            "Feldspar (of grains)"]
+    align = ["---", "---", *(["---"] if roles else []), *["---:"] * 5]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    for name, rock in ROCKS.items():
+        t = TEXTURES[name]
+        cells = [name, f"`{rock.prefix}`", *([roles.get(name, "-")] if roles else []),
+                 f"{100 * rock.lab_porosity:.2f}", f"{100 * rock.segmented_porosity:.2f}",
+                 f"{t.d50_um:g}", f"{t.clay:.2f}", f"{t.feldspar:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["channels", "conv3x3", "conv1x1", "BasicBlock", "ResNetEncoder"]
+__all__ = ["channels", "conv3x3", "conv1x1", "BasicBlock", "ResNetEncoder", "ImageStandardize", "INPUT_NORMS",
+           "input_layer"]
 
 
 def channels(base: int, width: float) -> int:
@@ -32,6 +33,44 @@ def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution without bias (a BatchNorm follows)."""
     return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+
+class ImageStandardize(nn.Module):
+    """Each image standardised by its own mean and standard deviation, per channel.
+
+    The output does not change when an image's gray levels are scaled and
+    shifted (a positive gain and any offset), so a network that starts with it
+    does not depend on the gray levels a scanner assigns to pore and grain,
+    only on the image's contrasts. Computed in float32 under autocast.
+
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> torch.allclose(ImageStandardize()(x), ImageStandardize()(3 * x + 7), atol=1e-5)
+    True
+    """
+
+    eps = 1e-5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        mean = x32.mean(dim=(-2, -1), keepdim=True)
+        std = x32.std(dim=(-2, -1), keepdim=True)
+        return ((x32 - mean) / (std + self.eps)).to(x.dtype)
+
+
+#: The segmenters' input normalisations (``input_norm``).
+INPUT_NORMS = ("global", "image")
+
+
+def input_layer(input_norm: str) -> nn.Module:
+    """The first layer of a segmenter for ``input_norm``.
+
+    ``"global"`` (the paper): nothing; the input arrives standardised with the
+    training split's mean and standard deviation. ``"image"``: each image
+    standardised by its own (:class:`ImageStandardize`).
+    """
+    if input_norm not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+    return ImageStandardize() if input_norm == "image" else nn.Identity()
 
 
 class BasicBlock(nn.Module):

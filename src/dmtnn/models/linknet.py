@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dmtnn.models.blocks import ResNetEncoder, channels, init_weights
+from dmtnn.models.blocks import ResNetEncoder, channels, init_weights, input_layer
 
 __all__ = ["DecoderBlock", "LinkNet", "linknet18"]
 
@@ -69,8 +69,9 @@ class LinkNet(nn.Module):
     torch.Size([2, 1, 64, 64])
     """
 
-    def __init__(self, in_channels: int = 1, width: float = 1.0):
+    def __init__(self, in_channels: int = 1, width: float = 1.0, input_norm: str = "global"):
         super().__init__()
+        self.norm = input_layer(input_norm)
         self.encoder = ResNetEncoder(in_channels, width)
         c = self.encoder.out_channels  # 64, 128, 256, 512 at width 1
         self.dec4 = DecoderBlock(c[3], c[2])
@@ -95,7 +96,7 @@ class LinkNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_size(x, 32)
-        e1, e2, e3, e4 = self.encoder(x)
+        e1, e2, e3, e4 = self.encoder(self.norm(x))
         d4 = self.dec4(e4) + e3  # (B, c2, H/16, W/16)
         d3 = self.dec3(d4) + e2  # (B, c1, H/8, W/8)
         d2 = self.dec2(d3) + e1  # (B, c0, H/4, W/4)
@@ -111,6 +112,11 @@ def _check_size(x: torch.Tensor, multiple: int) -> None:
         raise ValueError(f"input H, W = {h}, {w} must be multiples of {multiple}")
 
 
-def linknet18(in_channels: int = 1, width: float = 1.0) -> LinkNet:
-    """The paper's segmentation network (about 1.15e7 parameters at ``width=1``)."""
-    return LinkNet(in_channels, width)
+def linknet18(in_channels: int = 1, width: float = 1.0, input_norm: str = "global") -> LinkNet:
+    """The paper's segmentation network (about 1.15e7 parameters at ``width=1``).
+
+    ``input_norm="image"`` standardises each image by its own statistics first
+    (:func:`dmtnn.models.blocks.input_layer`): no parameters, the scanner's gray
+    levels no longer matter.
+    """
+    return LinkNet(in_channels, width, input_norm)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dmtnn.models.blocks import channels, init_weights
+from dmtnn.models.blocks import channels, init_weights, input_layer
 from dmtnn.models.linknet import _check_size
 
 __all__ = ["UNet", "unet"]
@@ -36,8 +36,9 @@ class UNet(nn.Module):
     torch.Size([1, 1, 32, 32])
     """
 
-    def __init__(self, in_channels: int = 1, width: float = 1.0):
+    def __init__(self, in_channels: int = 1, width: float = 1.0, input_norm: str = "global"):
         super().__init__()
+        self.norm = input_layer(input_norm)
         c = [channels(b, width) for b in (64, 128, 256, 512, 1024)]
         self.enc1 = _double_conv(in_channels, c[0])
         self.enc2 = _double_conv(c[0], c[1])
@@ -58,7 +59,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_size(x, 16)
-        e1 = self.enc1(x)  # (B, c0, H, W)
+        e1 = self.enc1(self.norm(x))  # (B, c0, H, W)
         e2 = self.enc2(self.pool(e1))  # (B, c1, H/2, W/2)
         e3 = self.enc3(self.pool(e2))  # (B, c2, H/4, W/4)
         e4 = self.enc4(self.pool(e3))  # (B, c3, H/8, W/8)
@@ -70,6 +71,6 @@ class UNet(nn.Module):
         return self.head_seg(d1)  # (B, 1, H, W) logits
 
 
-def unet(in_channels: int = 1, width: float = 1.0) -> UNet:
-    """The U-Net baseline (about 3.1e7 parameters at ``width=1``)."""
-    return UNet(in_channels, width)
+def unet(in_channels: int = 1, width: float = 1.0, input_norm: str = "global") -> UNet:
+    """The U-Net baseline (about 3.1e7 parameters at ``width=1``); ``input_norm`` as LinkNet's."""
+    return UNet(in_channels, width, input_norm)

@@ -20,7 +20,8 @@ the REV curves in :mod:`dmtnn.rev`); the paper's numbers come from
   :func:`difference_text` (a difference and its interval as text, for glue
   and prose) and :func:`overall_verdict` (a reading tested on several cases);
 - segmentation (notebooks 04 and 07): :func:`segmentation_table`,
-  :func:`paper_comparison`;
+  :func:`paper_comparison`, :func:`scanner_table` (the same slices from other
+  scanners);
 - REV (notebooks 02 and 03): :func:`rev_table`, :func:`moduli_rev_table`.
 
 Models are compared by paired differences only, never by whether two
@@ -49,6 +50,7 @@ from dmtnn.reports._segmentation_rev import (
     moduli_rev_table,
     paper_comparison,
     rev_table,
+    scanner_table,
     segmentation_table,
 )
 
@@ -69,6 +71,7 @@ __all__ = [
     "overall_verdict",
     "segmentation_table",
     "paper_comparison",
+    "scanner_table",
     "rev_table",
     "moduli_rev_table",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from dmtnn.comparison import PAPER_PA, PAPER_REV_UM
-from dmtnn.metrics import segmentation_scores
+from dmtnn.metrics import pixel_accuracy, porosity_error, segmentation_scores
 from dmtnn.morphology import rev_size, rev_size_growing
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "segmentation_table",
     "paper_comparison",
+    "scanner_table",
     "rev_table",
     "moduli_rev_table",
 ]
@@ -78,6 +79,50 @@ def paper_comparison(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFra
     rows = [{"method": ours, "PA (ours)": table.loc[("all", ours), "PA"],
              "PA (paper)": PAPER_PA[paper]} for ours, paper in methods.items()]
     return pd.DataFrame(rows).set_index("method")
+
+
+def scanner_table(masks: dict[str, dict[str, np.ndarray]], truth: np.ndarray,
+                  reference: str = "default") -> pd.DataFrame:
+    """How a method's segmentation changes when the same slices come from another scanner.
+
+    Parameters
+    ----------
+    masks : dict
+        Method -> {scanner -> predicted masks (N, H, W)}, every scanner
+        rendering the same slices (:func:`dmtnn.data.scanners.scanner_slices`).
+    truth : (N, H, W)
+        The true geometry of those slices.
+    reference : str
+        The scanner the others are compared with (the training rendering).
+
+    Returns
+    -------
+    DataFrame indexed by (method, scanner): ``PA`` against the truth and its
+    change from the reference scanner's (``PA change``), the mean absolute
+    porosity error against the truth per image (``|porosity error|``), and the
+    mean absolute per-image porosity difference from the reference scanner's
+    masks (``|porosity change|``). The goal of a scanner-robust segmenter:
+    ``PA change`` above -0.01 and ``|porosity change|`` below 0.01.
+    """
+    rows = []
+    for method, by_scanner in masks.items():
+        if reference not in by_scanner:
+            raise KeyError(f"{method}: no masks of the reference scanner {reference!r}")
+        ref = by_scanner[reference]
+        ref_pa = pixel_accuracy(ref, truth)
+        for scanner, pred in by_scanner.items():
+            if pred.shape != truth.shape:
+                raise ValueError(f"{method}, {scanner}: masks {pred.shape} vs truth "
+                                 f"{truth.shape}")
+            pa = pixel_accuracy(pred, truth)
+            rows.append({
+                "method": method, "scanner": scanner, "PA": pa, "PA change": pa - ref_pa,
+                "|porosity error|": float(np.abs(porosity_error(pred, truth, per_image=True))
+                                          .mean()),
+                "|porosity change|": float(np.abs(porosity_error(pred, ref, per_image=True))
+                                           .mean()),
+            })
+    return pd.DataFrame(rows).set_index(["method", "scanner"])
 
 
 # --------------------------------------------------------------------------------------
