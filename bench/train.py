@@ -62,6 +62,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dmtnn import models
+from dmtnn import train as dmtnn_train
 from dmtnn.config import load_profile
 from dmtnn.multitask import REGRESSION
 from dmtnn.samples import SEGMENTATION, Samples, compute_scales, to_device
@@ -140,7 +141,9 @@ def time_training(model, samples, batch, device, tasks, epochs: int = 2,
     real run.
     """
     data = to_device(samples, tasks, compute_scales(samples, tasks), device)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    params = [p for p in model.parameters() if p.requires_grad]
+    make = getattr(dmtnn_train, "make_optimizer", None)  # an older checkout has none
+    opt = make(params, 1e-3, device) if make else torch.optim.Adam(params, lr=1e-3)
     weighting = DynamicWeights([t.name for t in tasks])
     gen = torch.Generator().manual_seed(0)
 

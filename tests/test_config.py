@@ -48,7 +48,7 @@ def test_config_hash_follows_content():
 
 def test_appendix_training_settings_and_rock():
     quick = load_profile("quick")
-    assert quick.appendix.train_config(quick.multitask).epochs == quick.appendix.epochs == 16
+    assert quick.appendix.train_config(quick.multitask).epochs == quick.appendix.epochs == 14
     assert quick.appendix.train_config(quick.multitask).width == quick.multitask.width
     ci = load_profile("ci")
     assert ci.appendix.train_config(ci.multitask) == ci.multitask  # no override: the same
@@ -59,6 +59,6 @@ def test_appendix_training_settings_and_rock():
 def test_headline_seeds_per_profile():
     """Notebook 05 trains DMTNN and the CNN over ``loss.headline_seeds`` seeds each."""
     assert {p: load_profile(p).loss.headline_seeds for p in PROFILES} == {
-        "paper": 5, "book": 5, "quick": 3, "ci": 2}
+        "paper": 5, "book": 5, "quick": 2, "ci": 2}
     with pytest.raises(ValueError, match="loss.headline_seeds must be >= 1, got 1, 0"):
         load_profile("ci", loss={"headline_seeds": 0})
