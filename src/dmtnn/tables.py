@@ -264,8 +264,11 @@ def prose(*lines: str, bullets: bool | None = None, glue: str | None = None):
     bullets : bool, optional
         Several lines as a list (default) or as paragraphs.
     glue : str, optional
-        Also store the text as a hidden MyST-NB glue of this name, for a page to
-        paste with a ``{glue:md}`` role naming ``notebooks/NN_name.ipynb::NAME``.
+        Also store the text as a hidden MyST-NB glue of this name: as Markdown,
+        for the notebook's own ``{glue:md}`` roles, and as plain text (emphasis
+        marks dropped, lines joined), for another page's
+        ``{glue:text}`notebooks/NN_name.ipynb::NAME:s``` (MyST-NB pastes only
+        plain text, HTML and images across documents).
 
     Returns
     -------
@@ -280,6 +283,7 @@ def prose(*lines: str, bullets: bool | None = None, glue: str | None = None):
     as_list = len(lines) > 1 if bullets is None else bullets
     text = "\n".join(f"- {t}" for t in lines) if as_list else "\n\n".join(lines)
     if glue and get_ipython() is not None:
-        display({GLUE_PREFIX + "text/markdown": text}, raw=True,
-                metadata={"scrapbook": {"name": glue, "mime_prefix": GLUE_PREFIX}})
+        plain = " ".join(re.sub(r"\*\*|`", "", t) for t in lines)
+        display({GLUE_PREFIX + "text/markdown": text, GLUE_PREFIX + "text/plain": repr(plain)},
+                raw=True, metadata={"scrapbook": {"name": glue, "mime_prefix": GLUE_PREFIX}})
     return Markdown(text)
