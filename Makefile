@@ -51,6 +51,7 @@ stage:
 	$(PY) -m dmtnn.comparison book/figures/comparison_table.md --verdicts book/figures/verdict_box.md
 	$(PY) -m dmtnn.config book/figures/profiles_table.md
 	$(PY) -m dmtnn.data --rock-table book/figures/rocks_table.md
+	$(PY) -m dmtnn.pipeline --summary book/notebooks book/figures/run_summary.md
 
 book: notebooks
 	$(MAKE) --no-print-directory stage SRC=artifacts/$(PROFILE)/notebooks

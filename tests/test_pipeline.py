@@ -1,5 +1,5 @@
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import nbformat
 import pytest
@@ -118,3 +118,33 @@ def test_published_record_is_complete_stamped_and_clean():
                 assert out.output_type != "error", f"{name}: a traceback"
                 assert not (out.output_type == "stream" and out.name == "stderr"), \
                     f"{name}: stderr output {out.text[:80]!r}"
+
+
+def test_run_summary_reads_the_stamps_and_the_profile(tmp_path):
+    import nbformat
+
+    from dmtnn.config import load_profile
+    from dmtnn.pipeline import run_summary, stamp_text
+
+    def write(name, profile, seconds, hour):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell("# title"),
+                    nbformat.v4.new_markdown_cell(stamp_text(
+                        profile, "CPU (2 cores, x86_64)", "abc1234", seconds,
+                        datetime(2026, 11, 29, hour, 5, tzinfo=UTC)))]
+        nbformat.write(nb, tmp_path / name)
+
+    write("01_data.ipynb", "ci", 90, 8)
+    write("02_rev.ipynb", "ci", 150, 9)
+    text = run_summary(tmp_path)
+    cfg = load_profile("ci")
+    assert "one run of the `ci` profile on CPU (2 cores, x86_64), commit `abc1234`" in text
+    assert "from 2026-11-29 08:05 to 2026-11-29 09:05 UTC" in text
+    assert "the 2 notebooks ran for 4 min" in text
+    assert f"over {cfg.loss.headline_seeds} seeds each" in text
+    write("03_labels.ipynb", "quick", 10, 9)
+    with pytest.raises(ValueError, match="several profiles: ci, quick"):
+        run_summary(tmp_path)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "04_segmenter.ipynb")
+    with pytest.raises(ValueError, match="04_segmenter.ipynb has no run stamp"):
+        run_summary(tmp_path)

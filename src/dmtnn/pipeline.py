@@ -38,10 +38,13 @@ from pathlib import Path
 
 import torch
 
+from dmtnn import models
 from dmtnn.artifacts import artifacts_root, atomic_write, repo_root
-from dmtnn.config import PROFILES
+from dmtnn.config import PROFILES, load_profile
+from dmtnn.multitask import build_network
 
-__all__ = ["notebooks", "run", "device_name", "stamp_text", "write_references", "main"]
+__all__ = ["notebooks", "run", "device_name", "stamp_text", "parse_stamp", "run_summary",
+           "write_references", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,83 @@ def stamp_text(profile: str, device: str, commit: str, seconds: float, when: dat
         f"profile `{profile}` · {device} · {when:%Y-%m-%d %H:%M} UTC · "
         f"commit `{commit}` · run time {minutes} min {secs:02d} s\n"
         "```"
+    )
+
+
+_STAMP = re.compile(r"profile `(?P<profile>[^`]+)` · (?P<device>.+?) · (?P<when>\d{4}-\d\d-\d\d "
+                    r"\d\d:\d\d) UTC · commit `(?P<commit>[^`]+)` · run time (?P<min>\d+) min "
+                    r"(?P<sec>\d+) s")
+
+
+def parse_stamp(text: str) -> dict | None:
+    """The fields of a run stamp (:func:`stamp_text`) found in ``text``, or None.
+
+    >>> s = stamp_text("ci", "CPU", "abc1234", 75, datetime(2026, 1, 2, 3, 4))
+    >>> parse_stamp(s)["seconds"], parse_stamp(s)["profile"], parse_stamp("no stamp")
+    (75, 'ci', None)
+    """
+    m = _STAMP.search(text)
+    if m is None:
+        return None
+    return {"profile": m["profile"], "device": m["device"], "commit": m["commit"],
+            "when": datetime.strptime(m["when"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC),
+            "seconds": 60 * int(m["min"]) + int(m["sec"])}
+
+
+def run_summary(folder: str | os.PathLike) -> str:
+    """What the executed notebooks in ``folder`` are a run of, as Markdown for the book.
+
+    From the notebooks' stamps: the profile, device, commit(s), dates and the
+    notebooks' summed run time; from that profile's configuration: the seeds,
+    the weighting strategies and the sizes of the networks it trains. Nothing
+    in it is typed by hand. Raises ``ValueError`` when a notebook has no stamp
+    or the notebooks come from several profiles.
+    """
+    import nbformat
+
+    stamps = {}
+    for path in notebooks(folder):
+        nb = nbformat.read(path, as_version=4)
+        found = [parse_stamp(c.source) for c in nb.cells if c.cell_type == "markdown"]
+        found = [f for f in found if f]
+        if not found:
+            raise ValueError(f"{path} has no run stamp: was it executed by the pipeline?")
+        stamps[path.stem] = found[0]
+    profiles = {s["profile"] for s in stamps.values()}
+    if len(profiles) != 1:
+        raise ValueError(f"the notebooks in {folder} come from several profiles: "
+                         f"{', '.join(sorted(profiles))}")
+    profile = profiles.pop()
+    cfg = load_profile(profile)
+    devices = sorted({s["device"] for s in stamps.values()})
+    commits = sorted({s["commit"] for s in stamps.values()})
+    first = min(s["when"] for s in stamps.values())
+    last = max(s["when"] for s in stamps.values())
+    minutes = sum(s["seconds"] for s in stamps.values()) / 60
+    seg = models.build("linknet", width=cfg.segmenter.width)
+    sizes = {name: models.count_parameters(build_network(cfg, name, segmenter=seg if
+                                                         models.network(name).segmenter
+                                                         else None), trainable=True)
+             for name in ("dmtnn", "cnn")}
+    lc, mt, d = cfg.loss, cfg.multitask, cfg.data
+    paper = load_profile("paper")
+    return (
+        f"The notebooks shown are one run of the `{profile}` profile on "
+        f"{' and '.join(devices)}, commit{'s' if len(commits) > 1 else ''} "
+        f"{', '.join(f'`{c}`' for c in commits)}, from {first:%Y-%m-%d %H:%M} to "
+        f"{last:%Y-%m-%d %H:%M} UTC; the {len(stamps)} notebooks ran for {minutes:.0f} min "
+        f"in all (the data step and the set-up come on top). It trained DMTNN and the CNN "
+        f"over {lc.headline_seeds} seeds each, {len(lc.strategies)} weighting strategies "
+        f"({', '.join(lc.strategies)}) and each Appendix A network over {lc.seeds}, on "
+        f"{d.image_size} px images, for {mt.epochs} epochs: DMTNN with "
+        f"{sizes['dmtnn']:,} trainable parameters (trunk width {mt.width:g}, head width "
+        f"{mt.head_width:g}) on a frozen LinkNet of width {cfg.segmenter.width:g}, the CNN "
+        f"with {sizes['cnn']:,}.\n\n"
+        f"A GPU run of the `paper` profile would add the paper's scale: "
+        f"{paper.data.image_size} px images of the whole 2.25 mm field, "
+        f"{paper.data.slices_per_rock} slices per rock, networks of width "
+        f"{paper.multitask.width:g} and {paper.multitask.epochs} epochs, and the FEM "
+        f"labels of the true geometry beside the threshold labels.\n"
     )
 
 
@@ -235,14 +315,29 @@ def main(argv: list[str] | None = None) -> int:
     """Command line of the pipeline (``python -m dmtnn.pipeline --help``)."""
     parser = argparse.ArgumentParser(prog="python -m dmtnn.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", required=True, choices=list(PROFILES))
+    parser.add_argument("--profile", choices=list(PROFILES))
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--from", dest="start", metavar="NN", help="first notebook to run")
     group.add_argument("--only", metavar="NN", help="run just this notebook")
     parser.add_argument("--output-dir", help="folder for executed notebooks")
     parser.add_argument("--reference", metavar="DIR",
                         help="run nothing; copy the executed notebooks to DIR as nbval references")
+    parser.add_argument("--summary", nargs=2, metavar=("FOLDER", "FILE"),
+                        help="run nothing; write what the executed notebooks in FOLDER are a "
+                             "run of (run_summary) to FILE, Markdown")
     args = parser.parse_args(argv)
+    if args.summary:
+        folder, out = args.summary
+        try:
+            text = run_summary(folder)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"no run summary: {err}", file=sys.stderr)
+            return 1
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text))
+        return 0
+    if not args.profile:
+        parser.error("give --profile (or --summary FOLDER FILE)")
     needs = ("nbformat",) if args.reference else ("papermill", "nbformat", "ipykernel")
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
