@@ -6,8 +6,10 @@ sets it): the ``dmtnn`` imported is that checkout's, and so is the
 ``tasks_of`` and ``time_training`` speak that checkout's API. Newer code
 puts the model in its training layout (``prepare_model``: channels_last
 where it trains in bf16) and augments batches (``time_training(augment=)``,
-which fills DMTNN's segmenter cache as training does); older code has
-neither, and its speed does not depend on augmentation.
+which fills DMTNN's segmenter cache as training does) and, where it has
+them, trains LinkNet as its segmenters train: each image standardised by
+itself and rendered anew (``time_training(intensity=)``); older code has
+none of these, and its speed does not depend on augmentation.
 
 Prints one JSON line: ``{"images_per_s": ...}``.
 """
@@ -55,12 +57,16 @@ def main(argv=None) -> None:
     if args.model == "dmtnn":
         seg = models.build("linknet", width=args.seg_width)
         model = models.build("dmtnn", segmenter=seg, image_size=args.size, width=args.width)
-    else:
-        model = models.build("linknet", width=args.width)
+    else:  # the segmenter as the checkout trains it: scanner-robust where it has that
+        params = inspect.signature(bench.time_training).parameters
+        robust = {"input_norm": "image"} if "intensity" in params else {}
+        model = models.build("linknet", width=args.width, **robust)
     prepare = getattr(bench, "prepare_model", None)
     model = prepare(model, device) if prepare else model.to(device)
-    kw = {"augment": True} if "augment" in inspect.signature(bench.time_training).parameters \
-        else {}
+    params = inspect.signature(bench.time_training).parameters
+    kw = {"augment": True} if "augment" in params else {}
+    if args.model == "linknet" and "intensity" in params:
+        kw["intensity"] = True
     samples = bench.random_samples(args.images, args.size)
     ips = bench.time_training(model, samples, args.batch, device, bench.tasks_of(args.model),
                               epochs=args.epochs - 1, **kw)

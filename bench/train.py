@@ -133,12 +133,13 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
 
 
 def time_training(model, samples, batch, device, tasks, epochs: int = 2,
-                  augment: bool = False) -> float:
+                  augment: bool = False, intensity: bool = False) -> float:
     """Images/s of the training loop's epoch (after one warm-up epoch).
 
     With ``augment``, batches are turned by random symmetries of the square
     (seeded), as in training: a frozen segmenter's cache then fills as in a
-    real run.
+    real run. With ``intensity``, images are rendered anew as the segmenters'
+    training does (``TrainConfig.intensity``).
     """
     data = to_device(samples, tasks, compute_scales(samples, tasks), device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -148,7 +149,8 @@ def time_training(model, samples, batch, device, tasks, epochs: int = 2,
     gen = torch.Generator().manual_seed(0)
 
     def epoch():
-        train_epoch(model, tasks, data, weighting, opt, batch, generator=gen, augment=augment)
+        train_epoch(model, tasks, data, weighting, opt, batch, generator=gen, augment=augment,
+                    **({"intensity": True} if intensity else {}))
 
     epoch()  # warm-up
     sync(device)
