@@ -52,6 +52,7 @@ stage:
 	$(PY) -m dmtnn.config book/figures/profiles_table.md
 	$(PY) -m dmtnn.data --rock-table book/figures/rocks_table.md
 	$(PY) -m dmtnn.pipeline --summary book/notebooks book/figures/run_summary.md
+	$(VENV)/bin/dmtnn weights list --markdown > book/figures/weights_table.md
 
 book: notebooks
 	$(MAKE) --no-print-directory stage SRC=artifacts/$(PROFILE)/notebooks

@@ -307,6 +307,9 @@ def test_cli_weights_list_and_verify(wfolder, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DMTNN_WEIGHTS", str(wfolder.parent))
     code, out, _ = _cli(capsys, "weights", "list")
     assert code == 0 and out.startswith("dmtnn") and "64 px at 8.789 um, profile test" in out
+    code, out, _ = _cli(capsys, "weights", "list", "--markdown")
+    assert code == 0 and out.splitlines()[0].startswith("| folder | network |")
+    assert "| `dmtnn` | dmtnn | 64 px at 8.79 µm | `test`, " in out
     code, out, _ = _cli(capsys, "weights", "verify")
     assert code == 0 and out.startswith(f"ok {wfolder}: dmtnn, outputs mask, phi, mu, kappa")
     code, _, err = _cli(capsys, "weights", "verify", tmp_path / "nothing")

@@ -39,6 +39,7 @@ from dmtnn.weights import (
     export_weights,
     list_weights,
     load_network,
+    weights_markdown,
     weights_root,
 )
 
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = w.add_subparsers(dest="action", metavar="ACTION", required=True)
     wl = wsub.add_parser("list", help="the weights folders and their checksums")
     wl.add_argument("--dir", type=Path, help="folder holding weights folders")
+    wl.add_argument("--markdown", action="store_true",
+                    help="a Markdown table, for the book (make stage writes it)")
     wv = wsub.add_parser("verify", help="check and load weights folders")
     wv.add_argument("folders", type=Path, nargs="*", help="default: every folder of `list`")
     we = wsub.add_parser("export", help="weights folders from a profile's trained runs "
@@ -214,6 +217,9 @@ def _weights(args: argparse.Namespace) -> int:
     if args.action == "list":
         root = args.dir or weights_root()
         rows = list_weights(root)
+        if args.markdown:
+            print(weights_markdown(rows), end="")
+            return 0
         if not rows:
             print(f"no weights folders in {root or f'${ENV_VAR} or weights/ of the checkout'}")
             return 0

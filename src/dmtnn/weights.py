@@ -69,6 +69,7 @@ __all__ = [
     "save_network",
     "load_network",
     "list_weights",
+    "weights_markdown",
     "export_weights",
 ]
 
@@ -424,6 +425,26 @@ def list_weights(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
             row["status"] = str(err)
         rows.append(row)
     return rows
+
+
+def weights_markdown(rows: list[dict[str, Any]]) -> str:
+    """Rows of :func:`list_weights` as a Markdown table: which run each shipped network is from.
+
+    >>> print(weights_markdown([]), end="")
+    No weights folders are shipped with this checkout.
+    """
+    if not rows:
+        return "No weights folders are shipped with this checkout.\n"
+    lines = ["| folder | network | trained on | run (profile, commit) | size (MB) |",
+             "|---|---|---|---|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| `{r['name']}` | refused: {r['status']} | | | {r['MB']:.1f} |")
+            continue
+        lines.append(f"| `{r['name']}` | {r['network']} | {r['image_size']} px at "
+                     f"{r['pixel_um']:.2f} µm | `{r['profile']}`, `{r['commit']}` | "
+                     f"{r['MB']:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 # -- export from a profile's runs ---------------------------------------------------
