@@ -143,6 +143,25 @@ def test_a_segmenter_alone_gives_the_mask_and_its_porosity(tmp_path):
     assert "phi" not in pred.slices and pred.slices.loc[0, "phi_mask"] == porosity(own)
 
 
+def test_the_cnn_gives_porosity_and_moduli_and_writes_no_mask(tmp_path):
+    torch.manual_seed(2)
+    kwargs = {"image_size": SIZE, "width": 0.125}
+    cnn = models.build("cnn", **kwargs).eval()
+    scales = {"input": (0.45, 0.2), "phi": (0.2, 0.05), "mu": (10.0, 3.0), "kappa": (12.0, 3.0)}
+    folder = save_network(tmp_path / "cnn", cnn, network="cnn", kwargs=kwargs, scales=scales,
+                          data=DATA)
+    net = load_network(folder)
+    assert net.outputs == ("phi", "mu", "kappa")
+    stack, _ = ct_like(2, SIZE, SIZE)
+    pred = _run(net, stack, PAPER_PIXEL_UM)
+    assert pred.mask is None and pred.method["mask"] is None
+    assert {"phi", "mu", "kappa"} <= set(pred.slices) and "phi_mask" not in pred.slices
+    written = write_prediction(pred, tmp_path / "out")
+    assert [p.name for p in written] == ["windows.csv", "slices.csv", "result.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "result.json", "slices.csv", "windows.csv"]
+
+
 def test_write_prediction_all_or_nothing(net, tmp_path, monkeypatch):
     stack, _ = ct_like(2, 64, 64)
     pred = _run(net, stack, PAPER_PIXEL_UM)

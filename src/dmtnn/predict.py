@@ -99,8 +99,9 @@ class Prediction:
 
     Attributes
     ----------
-    mask : ndarray (N, h, w) uint8
-        Predicted masks, 1 = grain, on the grid ``method["mask"]`` names.
+    mask : ndarray (N, h, w) uint8, or None
+        Predicted masks, 1 = grain, on the grid ``method["mask"]`` names; None
+        for a network that predicts no mask (the CNN).
     windows : DataFrame
         One row per window: ``slice``, ``window``, ``y``, ``x`` (its top left
         on the slice's resampled grid; negative where padded), the area it owns
@@ -117,7 +118,7 @@ class Prediction:
         What the checks found (also issued as :class:`dmtnn.images.ImageWarning`).
     """
 
-    mask: np.ndarray
+    mask: np.ndarray | None
     windows: pd.DataFrame
     slices: pd.DataFrame
     method: dict
@@ -361,8 +362,8 @@ def predict_stack(
         fem=fem_settings, mask_grid=mask_grid, mask_pixel=mask_pixel,
         device=f"{dev} ({resolve_precision(precision, dev) or torch.float32})",
         seconds=time.perf_counter() - t0)
-    return Prediction(mask=mask, windows=win_df, slices=slices_df, method=method,
-                      warnings=notes)
+    return Prediction(mask=mask if "mask" in network.outputs else None, windows=win_df,
+                      slices=slices_df, method=method, warnings=notes)
 
 
 def _method(*, name, source, shape, dtype, pixel, value_range, invert, network, grid, actual,
@@ -422,7 +423,8 @@ def _method(*, name, source, shape, dtype, pixel, value_range, invert, network, 
                    "noise_autocorr_below": images.MIN_AUTOCORR,
                    "inverted_if_porosity_above": images.MAX_POROSITY,
                    "pixel_ratio": images.PIXEL_RATIO},
-        "mask": {"grid": mask_grid, "pixel_um": list(mask_pixel), "values": "1 = grain, 0 = pore"},
+        "mask": ({"grid": mask_grid, "pixel_um": list(mask_pixel), "values": "1 = grain, 0 = pore"}
+                 if "mask" in network.outputs else None),
         "units": {"phi": "pore fraction", "phi_mask": "pore fraction", "mu": "GPa",
                   "kappa": "GPa (2D bulk modulus)", "fem_mu": "GPa", "fem_kappa": "GPa"},
         "dmtnn_version": __version__,
@@ -448,7 +450,7 @@ def write_prediction(pred: Prediction, out: str | os.PathLike, *, overwrite: boo
     """Write a prediction to the folder ``out``, all files or none.
 
     Files: ``mask.tif`` (uint8, 1 = grain, ImageJ metadata with the pixel
-    size in um), ``windows.csv``, ``slices.csv`` and ``result.json``
+    size in um; not for a network without a mask), ``windows.csv``, ``slices.csv`` and ``result.json``
     (``method``, ``warnings``, ``summary``, ``slices``, ``windows``). Each is
     written atomically into a temporary folder that replaces ``out`` at the
     end (:func:`dmtnn.weights.staged_folder`).
@@ -459,17 +461,19 @@ def write_prediction(pred: Prediction, out: str | os.PathLike, *, overwrite: boo
         If ``out`` exists, is not empty, and ``overwrite`` is false.
     """
     out = Path(out)
-    py, px = pred.method["mask"]["pixel_um"]
     spacing = pred.method["input"].get("slice_spacing_um")
     summary = {k: None if not math.isfinite(v) else v for k, v in pred.summary().items()}
     result = {"method": pred.method, "warnings": pred.warnings, "summary": summary,
               "slices": _records(pred.slices), "windows": _records(pred.windows)}
     text = json.dumps(result, indent=1, default=str)
     meta = {"unit": "um", "axes": "ZYX", **({"spacing": spacing} if spacing else {})}
-    names = ["mask.tif", "windows.csv", "slices.csv", "result.json"]
+    names = [*(["mask.tif"] if pred.mask is not None else []), "windows.csv", "slices.csv",
+             "result.json"]
     with staged_folder(out, overwrite=overwrite) as tmp:
-        atomic_write(tmp / "mask.tif", lambda p: tifffile.imwrite(
-            p, pred.mask, imagej=True, resolution=(1 / px, 1 / py), metadata=meta))
+        if pred.mask is not None:  # a network without a mask (the CNN) writes none
+            py, px = pred.method["mask"]["pixel_um"]
+            atomic_write(tmp / "mask.tif", lambda p: tifffile.imwrite(
+                p, pred.mask, imagej=True, resolution=(1 / px, 1 / py), metadata=meta))
         atomic_write(tmp / "windows.csv", lambda p: pred.windows.to_csv(p, index=False))
         atomic_write(tmp / "slices.csv", lambda p: pred.slices.to_csv(p, index=False))
         atomic_write(tmp / "result.json", lambda p: p.write_text(text))

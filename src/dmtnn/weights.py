@@ -82,7 +82,7 @@ FILES = ("model.pt", "config.json")
 #: Environment variable: the folder that holds the weights folders.
 ENV_VAR = "DMTNN_WEIGHTS"
 #: Networks :func:`export_weights` knows how to take from a profile's runs.
-EXPORTABLE = ("linknet", "dmtnn")
+EXPORTABLE = ("linknet", "dmtnn", "cnn")
 
 _UNITS = {"mask": "1 = grain, 0 = pore", "phi": "pore fraction", "mu": "GPa", "kappa": "GPa"}
 
@@ -481,7 +481,8 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
     ``linknet`` is notebook 04's segmenter (``models/segmenter-linknet``);
     ``dmtnn`` is notebook 05's DMTNN with weighting ``strategy`` (default
     ``cfg.loss.strategy``; ``models/dmtnn-<strategy>-seed0``), its segmenter
-    inside. Each checkpoint is checked against ``cfg`` (same architecture and
+    inside; ``cnn`` is notebook 05's CNN of the same strategy and seed (no
+    mask: porosity and moduli from the gray image). Each checkpoint is checked against ``cfg`` (same architecture and
     training settings) before anything is written. ``half`` stores float16
     (:func:`save_network`).
 
@@ -509,8 +510,8 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
         todo["linknet"] = dict(
             model=seg, network="linknet", kwargs=seg_spec["kwargs"], scales=state["scales"],
             training=_training(cfg, cfg.segmenter, folder, state, commit))
+    strategy = strategy or cfg.loss.strategy
     if "dmtnn" in networks:
-        strategy = strategy or cfg.loss.strategy
         # the run name of dmtnn.multitask.train_network for seed 0, depth 2, all tasks
         folder = run_folder(cfg, f"dmtnn-{strategy.replace(':', '-')}-seed0")
         if not (folder / "best.pt").exists():
@@ -525,6 +526,20 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
         todo["dmtnn"] = dict(
             model=net, network="dmtnn", kwargs=kwargs, scales=state["scales"],
             segmenter=seg_spec, training=_training(cfg, cfg.multitask, folder, state, commit),
+            fem={"K": cfg.fem.K, "G": cfg.fem.G, "plane": cfg.fem.plane})
+    if "cnn" in networks:
+        folder = run_folder(cfg, f"cnn-{strategy.replace(':', '-')}-seed0")
+        if not (folder / "best.pt").exists():
+            raise FileNotFoundError(f"no trained CNN at {folder / 'best.pt'}: run notebook "
+                                    f"05_dmtnn for profile {cfg.profile!r}")
+        net = build_network(cfg, "cnn")
+        state = load_checkpoint(folder / "best.pt", net, expect={"train": asdict(cfg.multitask)})
+        mt = cfg.multitask
+        kwargs = {"image_size": cfg.data.image_size,
+                  **models.network("cnn").width_kwargs(mt.width, mt.head_width)}
+        todo["cnn"] = dict(
+            model=net, network="cnn", kwargs=kwargs, scales=state["scales"],
+            training=_training(cfg, cfg.multitask, folder, state, commit),
             fem={"K": cfg.fem.K, "G": cfg.fem.G, "plane": cfg.fem.plane})
     return [save_network(out / name, item.pop("model"), data=_data(cfg), half=half,
                          overwrite=overwrite, **item) for name, item in todo.items()]
