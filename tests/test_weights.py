@@ -129,7 +129,7 @@ def test_export_from_trained_runs_reproduces_their_predictions(tmp_path, monkeyp
                   Samples(gray[val], {k: v[val] for k, v in targets.items()}), cfg.multitask,
                   run_folder(cfg, f"cnn-{cfg.loss.strategy}-seed0"), device="cpu",
                   progress=False)
-    written = weights.export_weights(cfg, tmp_path / "weights")
+    written = weights.export_weights(cfg, tmp_path / "weights", commit="abc1234")
     assert [p.name for p in written] == ["linknet", "dmtnn", "cnn"]
     cnn_loaded = weights.load_network(tmp_path / "weights" / "cnn")
     assert cnn_loaded.outputs == ("phi", "mu", "kappa")
@@ -142,6 +142,7 @@ def test_export_from_trained_runs_reproduces_their_predictions(tmp_path, monkeyp
     loaded = weights.load_network(tmp_path / "weights" / "dmtnn")
     cfg_json = loaded.config
     assert cfg_json["training"]["profile"] == "ci" and cfg_json["training"]["best_epoch"] == 1
+    assert cfg_json["training"]["commit"] == "abc1234"  # the run's, as given
     assert cfg_json["segmenter"] == {"network": "linknet",
                                      "kwargs": {"in_channels": 1, "width": cfg.segmenter.width,
                                                 "input_norm": "image"}}

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     we.add_argument("--half", action="store_true",
                     help="store float16 (half the size; float16 rounding of the weights)")
     we.add_argument("--overwrite", action="store_true", help="replace existing folders")
+    we.add_argument("--commit", help="the commit that trained the runs (default: this "
+                                     "checkout's; give the notebooks' run stamp's when the "
+                                     "artifacts come from another checkout)")
 
     e = sub.add_parser("example", help="write a grayscale stack to try `dmtnn predict` on")
     e.add_argument("out", type=Path, help="TIFF file to write (ImageJ metadata: pixel size)")
@@ -210,7 +213,8 @@ def _weights(args: argparse.Namespace) -> int:
         networks = [n.strip() for n in args.networks.split(",") if n.strip()]
         cfg = load_profile(args.profile)
         for folder in export_weights(cfg, args.out, networks=networks, strategy=args.strategy,
-                                     half=args.half, overwrite=args.overwrite):
+                                     half=args.half, overwrite=args.overwrite,
+                                     commit=args.commit):
             size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
             print(f"exported {folder} ({size:.2f} MB)")
         return 0

@@ -475,7 +475,8 @@ def _data(cfg: Config) -> dict[str, Any]:
 
 def export_weights(cfg: Config, out: str | os.PathLike, *,
                    networks: Sequence[str] = EXPORTABLE, strategy: str | None = None,
-                   half: bool = False, overwrite: bool = False) -> list[Path]:
+                   half: bool = False, overwrite: bool = False,
+                   commit: str | None = None) -> list[Path]:
     """Weights folders ``out/<network>/`` from a profile's trained runs.
 
     ``linknet`` is notebook 04's segmenter (``models/segmenter-linknet``);
@@ -484,7 +485,10 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
     inside; ``cnn`` is notebook 05's CNN of the same strategy and seed (no
     mask: porosity and moduli from the gray image). Each checkpoint is checked against ``cfg`` (same architecture and
     training settings) before anything is written. ``half`` stores float16
-    (:func:`save_network`).
+    (:func:`save_network`). ``commit`` is the commit that trained the runs,
+    recorded in each ``config.json`` (default: this checkout's, right when
+    the runs were made here; give the run stamp's when exporting another
+    checkout's artifacts).
 
     Raises
     ------
@@ -500,7 +504,7 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
     for name in networks:  # refuse before reading anything: nothing is written then
         if (out / name).exists() and not overwrite:
             raise FileExistsError(f"{out / name} exists: pass --overwrite to replace it")
-    commit = pipeline._commit(repo_root() or Path.cwd())
+    commit = commit or pipeline._commit(repo_root() or Path.cwd())
     seg, _ = load_segmenter(cfg, "linknet")  # raises FileNotFoundError naming notebook 04
     seg_spec = {"network": "linknet", "kwargs": segmenter_kwargs(cfg)}
     todo = {}  # every checkpoint is read and checked before any folder is written
