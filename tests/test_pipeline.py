@@ -1,4 +1,5 @@
 import json
+import re
 from datetime import UTC, datetime
 
 import nbformat
@@ -102,6 +103,10 @@ def test_checked_cells_print_no_training_results():
                 assert "train_" not in cell.source and "predict" not in cell.source, path.name
 
 
+_COLLAPSE_WARNING = re.compile(r"\S+ epoch \d+: training R2 of \w+ is -?\d+\.\d+: the network "
+                               r"predicts about a constant \(collapsed\)")
+
+
 def test_published_record_is_complete_stamped_and_clean():
     """published/ (what `make html` shows): every notebook, stamped, no errors or stderr."""
     folder = pipeline._root() / "published"
@@ -116,8 +121,12 @@ def test_published_record_is_complete_stamped_and_clean():
         for cell in nb.cells:
             for out in cell.get("outputs", []):
                 assert out.output_type != "error", f"{name}: a traceback"
-                assert not (out.output_type == "stream" and out.name == "stderr"), \
-                    f"{name}: stderr output {out.text[:80]!r}"
+                if out.output_type == "stream" and out.name == "stderr":
+                    # the one expected kind: the training loop's per-epoch collapse warning
+                    # (early epochs; the notebooks report the runs still collapsed at the end)
+                    other = [line for line in out.text.splitlines()
+                             if not _COLLAPSE_WARNING.fullmatch(line)]
+                    assert not other, f"{name}: stderr output {other[0][:80]!r}"
 
 
 def test_run_summary_reads_the_stamps_and_the_profile(tmp_path):
