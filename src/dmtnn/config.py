@@ -455,7 +455,7 @@ def profile_table(names: tuple[str, ...] = ("ci", "quick", "book", "paper")) -> 
     The book's data page includes it (``make stage`` writes it), so that no
     page types a profile's setting by hand.
 
-    >>> "| Image size (px) | 64 | 128 | 256 | 256 |" in profile_table()
+    >>> "| Image size (px) | 64 | 128 | 128 | 256 |" in profile_table()
     True
     """
     cfgs = {n: load_profile(n) for n in names}

@@ -44,7 +44,7 @@ class ImageStandardize(nn.Module):
     only on the image's contrasts. Computed in float32 under autocast.
 
     >>> x = torch.rand(2, 1, 8, 8)
-    >>> torch.allclose(ImageStandardize()(x), ImageStandardize()(3 * x + 7), atol=1e-5)
+    >>> torch.allclose(ImageStandardize()(x), ImageStandardize()(3 * x + 7), atol=1e-4)
     True
     """
 
