@@ -9,7 +9,10 @@ where it trains in bf16) and augments batches (``time_training(augment=)``,
 which fills DMTNN's segmenter cache as training does) and, where it has
 them, trains LinkNet as its segmenters train: each image standardised by
 itself and rendered anew (``time_training(intensity=)``); older code has
-none of these, and its speed does not depend on augmentation.
+none of these, and its speed does not depend on augmentation. ``--same-work``
+times the newer code's LinkNet doing only the older code's work (the input
+normalised globally, no augmentation, no rendering), so that a speed-up is
+the engine's alone.
 
 Prints one JSON line: ``{"images_per_s": ...}``.
 """
@@ -46,6 +49,8 @@ def main(argv=None) -> None:
     p.add_argument("--images", type=int, required=True)
     p.add_argument("--epochs", type=int, required=True, help="warm-up included")
     p.add_argument("--threads", type=int, required=True, help="torch threads")
+    p.add_argument("--same-work", action="store_true",
+                   help="LinkNet: the older code's work only (no scanner augmentation)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not models.__file__.startswith(str(args.root.resolve())):
@@ -59,13 +64,15 @@ def main(argv=None) -> None:
         model = models.build("dmtnn", segmenter=seg, image_size=args.size, width=args.width)
     else:  # the segmenter as the checkout trains it: scanner-robust where it has that
         params = inspect.signature(bench.time_training).parameters
-        robust = {"input_norm": "image"} if "intensity" in params else {}
+        robust = ({"input_norm": "image"} if "intensity" in params and not args.same_work
+                  else {})
         model = models.build("linknet", width=args.width, **robust)
     prepare = getattr(bench, "prepare_model", None)
     model = prepare(model, device) if prepare else model.to(device)
     params = inspect.signature(bench.time_training).parameters
-    kw = {"augment": True} if "augment" in params else {}
-    if args.model == "linknet" and "intensity" in params:
+    plain = args.model == "linknet" and args.same_work
+    kw = {"augment": True} if "augment" in params and not plain else {}
+    if args.model == "linknet" and "intensity" in params and not plain:
         kw["intensity"] = True
     samples = bench.random_samples(args.images, args.size)
     ips = bench.time_training(model, samples, args.batch, device, bench.tasks_of(args.model),

@@ -214,8 +214,12 @@ def quick_settings() -> dict[str, dict]:
 
 
 def compare(old_root: Path, arches, repeats: int, images: int, batches=None,
-            threads: int | None = None) -> None:
-    """Print training images/s of the old and this checkout's code, interleaved, medians."""
+            threads: int | None = None, same_work: bool = False) -> None:
+    """Print training images/s of the old and this checkout's code, interleaved, medians.
+
+    With ``same_work``, this checkout's LinkNet does only what the old code's did
+    (no per-image normalisation, symmetries or scanner rendering).
+    """
     new_root = Path(__file__).resolve().parents[1]
     worker = new_root / "bench" / "compare_worker.py"
     if not (old_root / "src" / "dmtnn").is_dir():
@@ -226,7 +230,8 @@ def compare(old_root: Path, arches, repeats: int, images: int, batches=None,
     speed = {(arch, b, code): [] for arch, b in runs for code in ("old", "new")}
     threads = threads or torch.get_num_threads()
     print(f"# CPU ({threads} threads), quick profile: {settings}, "
-          f"{images} images, {repeats} repeats; old = {old_root}", flush=True)
+          f"{images} images, {repeats} repeats; old = {old_root}"
+          f"{'; LinkNet: the same work as the old code' if same_work else ''}", flush=True)
     for r in range(repeats):
         for arch, batch in runs:
             s = settings[arch]
@@ -237,6 +242,8 @@ def compare(old_root: Path, arches, repeats: int, images: int, batches=None,
                         "--batch", str(batch), "--size", str(s["size"]), "--width",
                         str(s["width"]), "--seg-width", str(s["seg_width"]), "--images",
                         str(images), "--epochs", str(s["epochs"]), "--threads", str(threads)]
+                if same_work and code == "new":
+                    args.append("--same-work")
                 env = {**os.environ, "PYTHONPATH": str(root / "src")}
                 done = subprocess.run(args, env=env, capture_output=True, text=True,
                                       check=False)
@@ -280,10 +287,14 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int,
                    help="--compare: torch threads (default torch's: one per core); on a CPU "
                         "that others load, 1 gives steadier numbers")
+    p.add_argument("--same-work", action="store_true",
+                   help="--compare: this checkout's LinkNet without the scanner augmentation "
+                        "the old code lacks (the engine's speed-up alone)")
     args = p.parse_args(argv)
     if args.compare:
         arches = [a for a in args.models if a in ("dmtnn", "linknet")] or ["dmtnn", "linknet"]
-        compare(args.compare, arches, args.repeats, args.images, args.batch, args.threads)
+        compare(args.compare, arches, args.repeats, args.images, args.batch, args.threads,
+                args.same_work)
         return
 
     device = resolve_device(args.device)

@@ -25,6 +25,15 @@ def test_stamp_names_profile_device_commit_and_time():
     assert "2026-01-02 03:04 UTC" in text and "2 min 05 s" in text
 
 
+def test_device_name_says_when_torch_uses_fewer_threads_than_cores(monkeypatch):
+    monkeypatch.setattr(pipeline.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pipeline.torch, "get_num_threads", lambda: 1)
+    assert pipeline.device_name().startswith("CPU (1 thread of 2 cores, ")
+    monkeypatch.setattr(pipeline.torch, "get_num_threads", lambda: 2)
+    assert pipeline.device_name().startswith("CPU (2 cores, ")
+
+
 def test_runs_in_order_injects_the_profile_stamps_and_stops_at_a_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "artifacts"))
     src, out = tmp_path / "nbs", tmp_path / "out"

@@ -181,6 +181,30 @@ def test_dynamic_weights_resume_continues_identically():
         other.load_state_dict(a.state_dict())
 
 
+def test_normalised_dynamic_weights_keep_the_ratios_and_sum_to_the_task_count():
+    losses = {"phi": 1.0, "mu": 1.0, "kappa": 1.0}
+    plain = DynamicWeights(("phi", "mu", "kappa"))
+    norm = DynamicWeights(("phi", "mu", "kappa"), normalize=True)
+    assert norm.weights() == {"phi": 1.0, "mu": 1.0, "kappa": 1.0}  # before any epoch
+    for kpis in ({"phi": 0.6, "mu": 0.2, "kappa": 0.3}, {"phi": 0.95, "mu": 0.8, "kappa": 0.85}):
+        plain.end_epoch(kpis, losses)
+        norm.end_epoch(kpis, losses)
+        p, n = plain.weights(), norm.weights()
+        assert sum(n.values()) == pytest.approx(3.0)
+        assert n["mu"] / n["phi"] == pytest.approx(p["mu"] / p["phi"])
+        assert n["kappa"] / n["phi"] == pytest.approx(p["kappa"] / p["phi"])
+    # as the KPIs rise the plain weights shrink (from 3 to a sum of 0.29); the normalised do not
+    assert sum(p.values()) < 0.3
+    # a checkpoint made before the option resumes as the plain (unnormalised) strategy
+    state = plain.state_dict()
+    del state["_extra_state"]["normalize"]
+    fresh = DynamicWeights(("phi", "mu", "kappa"))
+    fresh.load_state_dict(state)
+    assert fresh.weights() == plain.weights()
+    with pytest.raises(ValueError, match="normalize"):
+        DynamicWeights(("phi", "mu", "kappa"), normalize=True).load_state_dict(state)
+
+
 # -- UncertaintyWeights ------------------------------------------------------------
 
 
@@ -354,11 +378,12 @@ def cfg():
 
 
 def test_from_config_reads_the_loss_section(cfg):
-    lc = replace(cfg.loss, sigma=2.5, gamma=3, alpha=0.25, temperature=4.0)
+    lc = replace(cfg.loss, sigma=2.5, gamma=3, alpha=0.25, temperature=4.0, normalize=True)
     c = replace(cfg, loss=lc)
     dyn = from_config(c, "dynamic")
     assert isinstance(dyn, DynamicWeights)
     assert (dyn.sigma, dyn.gamma, dyn.alpha) == ({"phi": 2.5, "mu": 2.5, "kappa": 2.5}, 3.0, 0.25)
+    assert dyn.normalize
     dwa = from_config(c, "dwa")
     assert isinstance(dwa, DWAWeights) and dwa.temperature == 4.0
     assert isinstance(from_config(c, "uncertainty"), UncertaintyWeights)

@@ -210,6 +210,9 @@ class LossConfig:
     sigma: float = 1.0  # dynamic: scale of the weights
     gamma: int = 2  # dynamic: focusing exponent
     alpha: float = 0.5  # dynamic: moving-average factor of the KPIs
+    # dynamic: weights scaled to sum to the number of tasks (DynamicWeights.normalize);
+    # False, the focal form as written, whose falling scale stalls Adam on short runs
+    normalize: bool = False
     temperature: float = 2.0  # DWA
     seeds: int = 3  # seeds per strategy in notebook 06
     # Seeds of DMTNN and of the CNN in notebook 05 (the headline comparison): a network's

@@ -71,10 +71,17 @@ def _root() -> Path:
 
 
 def device_name() -> str:
-    """The accelerator the kernels will use, in words."""
+    """The accelerator the kernels will use, in words.
+
+    On a CPU, the cores, and the threads torch computes on where they are
+    fewer (``OMP_NUM_THREADS``, ``DMTNN_THREADS``): a run's times depend on them.
+    """
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    cores, threads = os.cpu_count() or 1, torch.get_num_threads()
+    used = (f"{threads} thread{'s' if threads > 1 else ''} of {cores} cores" if threads < cores
+            else f"{cores} cores")
+    return f"CPU ({used}, {platform.processor() or platform.machine()})"
 
 
 def _commit(root: Path) -> str:
