@@ -239,7 +239,7 @@ class DynamicWeights(Weighting):
         Scale the weights to sum to the number of tasks, so that only their
         ratios change from epoch to epoch, not the scale of the total loss.
         Without it (the focal form as written) the weights fall as the KPIs
-        rise: in the book run from 6.9 at epoch 2 to 0.001-0.02 by epoch 9.
+        rise: in the book run from 1.1-6.9 at epoch 2 to 0.001-0.02 by epoch 9.
         Adam divides each step by a running mean of squared gradients that,
         bias-corrected with beta2 = 0.999, weighs the first thousand steps
         about alike; the large early gradients then keep the later steps
