@@ -87,7 +87,7 @@ def budget(profile: str) -> list[Runs]:
     others = len(lc.strategies) * lc.seeds - min(lc.seeds, heads)  # 05 trained dynamic's
     rows.append(Runs("06_weights", "dmtnn", others, n_train, n_val, tc.epochs, train, fwd))
     one = (per_rock["train"], per_rock["val"])
-    n = lc.seeds  # 08: every network over the seeds of the strategies
+    n = cfg.appendix.seeds or lc.seeds  # 08: every network (default: the strategies' seeds)
     rows.append(Runs("08_appendix_a", "dmtnn (MTNN)", n, *one, at.epochs, train, fwd))
     ws_fwd, ws_train = _flops(cfg, "mtnn_ws")
     rows.append(Runs("08_appendix_a", "mtnn_ws", n, *one, at.epochs, ws_train, ws_fwd))

@@ -62,3 +62,13 @@ def test_headline_seeds_per_profile():
         "paper": 5, "book": 5, "quick": 2, "ci": 2}
     with pytest.raises(ValueError, match="loss.headline_seeds must be >= 1, got 1, 0"):
         load_profile("ci", loss={"headline_seeds": 0})
+
+
+def test_strategy_and_appendix_seeds_per_profile():
+    """Notebook 06's strategies over ``loss.seeds``; Appendix A over ``appendix.seeds``,
+    which defaults to ``loss.seeds``."""
+    seeds = {p: (load_profile(p).loss.seeds, load_profile(p).appendix.seeds) for p in PROFILES}
+    assert seeds == {"paper": (3, None), "book": (3, None), "quick": (2, 1), "ci": (1, None)}
+    assert all(load_profile(p).loss.normalize for p in PROFILES)
+    with pytest.raises(ValueError, match="appendix.seeds must be >= 1"):
+        load_profile("ci", appendix={"seeds": 0})

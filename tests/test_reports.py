@@ -175,6 +175,9 @@ def test_difference_table_verdicts():
     assert row["a mean"] == pytest.approx(np.mean([np.abs(g - y["mu"]).mean() for g in good["mu"]]))
     assert row["difference"] == pytest.approx(row["a mean"] - row["b mean"])
     assert len(row["difference per seed"].split(", ")) == 2
+    per_seed = [np.abs(g - y["mu"]).mean() - row["b mean"] for g in good["mu"]]
+    assert (row["difference seed min"], row["difference seed max"]) == pytest.approx(
+        (min(per_seed), max(per_seed)))
     # "good" does not fit its training images: no verdict for any of its claims
     train = ({"good": {k: np.stack([np.zeros(40)] * 2) for k in y}, "bad": y}, truth)
     d = difference_table(preds, truth, slab, [("good", "bad")], scores=("MAE",), train=train,
@@ -217,6 +220,11 @@ def test_relative_difference_against_a_margin():
     assert np.isnan(r["relative"].iloc[5]) and r["margin verdict"].iloc[5] == "not separable"
     # margin 0 is the plain paired verdict
     assert relative_difference(t, 0)["margin verdict"].iloc[2] == "supported"
+    # every seed must clear the margin too: mu's seeds -30 % and -5 % of b's MAE, R2 +6 %
+    seeds = t.assign(**{"difference seed min": [-0.6, np.nan, -0.12, 0.03, 0, 0.1],
+                        "difference seed max": [-0.1, np.nan, -0.08, 0.3, 0, 0.1]})
+    assert relative_difference(seeds, 0.10)["margin verdict"].tolist()[:4] == [
+        "not separable", "not separable", "contradicted", "not separable"]
     with pytest.raises(ValueError, match="margin"):
         relative_difference(t, -0.1)
 

@@ -94,6 +94,29 @@ def test_better_worse_and_under_fit_verdicts():
     assert verdict(r2, higher_is_better=True, train_scores=[0.8, [0.85, 0.95]]) == "supported"
 
 
+def test_seeds_that_disagree_with_the_interval_leave_the_claim_open():
+    """The interval resamples slabs with the seeds averaged: it can exclude 0 while one
+    seed of a is worse than its pair; the verdict then waits for the seeds to agree."""
+    rng = np.random.default_rng(5)
+    clusters = np.repeat(np.arange(12), 5)
+    t = rng.normal(size=60)
+    noise = rng.normal(size=(3, 60))
+    # a: seeds 0 and 1 much better than b, seed 2 a little worse; b: all seeds middling
+    a = t + np.array([[0.05], [0.05], [0.65]]) * noise
+    b = t + 0.55 * rng.normal(size=(3, 60))
+    d = paired_difference(r2_score, a, b, t, clusters, n_resamples=N)
+    assert d.low > 0, "the mean over seeds separates"
+    assert min(d.seeds.values) < 0 < max(d.seeds.values), "but one seed pair goes the other way"
+    assert verdict(d, higher_is_better=True) == "not separable"
+    assert verdict(d, higher_is_better=True, seed_differences=[0.1, 0.2]) == "supported"
+    # the first two seeds alone agree with their interval
+    two = paired_difference(r2_score, a[:2], b[:2], t, clusters, n_resamples=N)
+    assert verdict(two, higher_is_better=True) == "supported"
+    # one seed: nothing to compare with; NaN seeds are not counted
+    assert verdict(two, higher_is_better=True, seed_differences=[-0.3]) == "supported"
+    assert verdict(two, higher_is_better=True, seed_differences=[0.2, np.nan]) == "supported"
+
+
 def test_fit_status_uses_the_mean_over_seeds():
     assert fit_status(0.8) == "fits" and fit_status(0.7999) == "under-fit"
     assert fit_status([0.9, 0.75]) == "fits" and fit_status([0.9, 0.6]) == "under-fit"

@@ -23,7 +23,10 @@ its architecture. The rules here:
 - **verdict**: "supported", "contradicted" or "not separable" from where the
   interval lies against 0, and "not decided: under-fit" when a network does
   not fit its own training data (training R2 below :data:`FIT_THRESHOLD`)
-  (:func:`verdict`, :func:`fit_status`).
+  (:func:`verdict`, :func:`fit_status`). The interval does not cover the
+  seed-to-seed spread, so with several seeds a side is taken only when every
+  seed's difference lies on it too; seeds that disagree leave the claim "not
+  separable".
 
 Few clusters give too narrow an interval whatever the method: read
 ``n_clusters`` beside every interval. With one cluster there is nothing to
@@ -405,7 +408,7 @@ def fit_status(train_r2, threshold: float = FIT_THRESHOLD) -> str:
 
 
 def verdict(diff: Interval, *, higher_is_better: bool, train_scores=None,
-            fit_threshold: float = FIT_THRESHOLD) -> str:
+            fit_threshold: float = FIT_THRESHOLD, seed_differences=None) -> str:
     """The verdict on the claim "a is better than b" from the interval of ``score(a) - score(b)``.
 
     Parameters
@@ -422,6 +425,10 @@ def verdict(diff: Interval, *, higher_is_better: bool, train_scores=None,
         out networks that are not trained (e.g. a FEM baseline).
     fit_threshold : float
         Lowest training R2 that counts as a fit.
+    seed_differences : sequence of float, optional
+        The difference of each seed pair; default: ``diff.seeds.values`` where
+        ``diff`` has them (a :class:`Difference`). With two or more, a side is
+        taken only when every one of them lies on it as well.
 
     Returns
     -------
@@ -431,9 +438,13 @@ def verdict(diff: Interval, *, higher_is_better: bool, train_scores=None,
         - "not decided: under-fit" when a network of the claim does not fit
           its training data (checked first: a network that has not learnt its
           training set says nothing about the architecture);
-        - "supported" when the whole interval lies on a's better side of 0;
-        - "contradicted" when it lies wholly on b's better side;
-        - "not separable" when it contains 0, or there is no interval.
+        - "supported" when the whole interval lies on a's better side of 0,
+          and so does every seed's difference;
+        - "contradicted" when both lie wholly on b's better side;
+        - "not separable" when the interval contains 0, when there is no
+          interval, or when the seeds disagree with it (the interval resamples
+          the test slabs, not the seeds: two seeds on opposite sides say the
+          seed spread is as large as the difference).
 
     >>> from types import SimpleNamespace as D
     >>> verdict(D(low=0.02, high=0.1), higher_is_better=True)
@@ -444,6 +455,10 @@ def verdict(diff: Interval, *, higher_is_better: bool, train_scores=None,
     'not separable'
     >>> verdict(D(low=0.02, high=0.1), higher_is_better=True, train_scores=[0.95, 0.4])
     'not decided: under-fit'
+    >>> verdict(D(low=0.02, high=0.1), higher_is_better=True, seed_differences=[0.09, 0.03])
+    'supported'
+    >>> verdict(D(low=0.02, high=0.1), higher_is_better=True, seed_differences=[0.15, -0.01])
+    'not separable'
     """
     if train_scores is not None:
         if isinstance(train_scores, Mapping):
@@ -455,6 +470,12 @@ def verdict(diff: Interval, *, higher_is_better: bool, train_scores=None,
     low, high = float(diff.low), float(diff.high)
     if not (np.isfinite(low) and np.isfinite(high)):
         return VERDICTS[2]
+    if seed_differences is None:
+        seed_differences = getattr(getattr(diff, "seeds", None), "values", ())
+    per_seed = np.asarray(seed_differences, dtype=float).ravel()
+    per_seed = per_seed[np.isfinite(per_seed)]
+    if per_seed.size >= 2:  # the seeds must agree with the interval's side
+        low, high = min(low, float(per_seed.min())), max(high, float(per_seed.max()))
     a_better, b_better = (low > 0, high < 0) if higher_is_better else (high < 0, low > 0)
     if a_better:
         return VERDICTS[0]

@@ -72,8 +72,10 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
     MAE: porosity fraction or GPa), ``a mean``, ``a seed std``, ``b mean``,
     ``b seed std`` (each model's score over seeds), ``difference``,
     ``difference low``, ``difference high`` (the interval over clusters),
-    ``difference seed std`` and ``difference per seed``, ``verdict``
-    (:func:`dmtnn.statistics.verdict`), ``interval`` (the method used),
+    ``difference seed std``, ``difference per seed`` (text) and its ``difference
+    seed min`` and ``difference seed max``, ``verdict``
+    (:func:`dmtnn.statistics.verdict`: with several seeds a side needs every
+    seed on it), ``interval`` (the method used),
     ``clusters``, ``images``, ``left out``, ``train R2 a`` and ``train R2 b``
     (with ``train``) and ``note`` (why the interval's method differs from the
     one asked for, or why there is none).
@@ -107,6 +109,8 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
                            "difference low": d.low, "difference high": d.high,
                            "difference seed std": d.seeds.std,
                            "difference per seed": _per_seed(d.seeds.values),
+                           "difference seed min": min(d.seeds.values),
+                           "difference seed max": max(d.seeds.values),
                            "verdict": statistics.verdict(
                                d, higher_is_better=HIGHER_IS_BETTER[s],
                                train_scores=fitted or None, fit_threshold=fit_threshold),
@@ -148,7 +152,9 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
         verdict``: "not decided: under-fit" where ``verdict`` says so, else
         :func:`dmtnn.statistics.verdict` on the relative interval moved by
         ``margin`` ("supported": the whole interval is beyond ``margin`` on
-        a's better side; "contradicted": wholly short of it).
+        a's better side; "contradicted": wholly short of it), and so is every
+        seed's relative difference where the table has ``difference seed min``
+        and ``max``.
 
     >>> t = pd.DataFrame({"b mean": [2.0], "difference": [-0.5], "difference low": [-0.8],
     ...                   "difference high": [-0.3], "verdict": ["supported"]},
@@ -173,7 +179,9 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
         shift = -margin if up else margin  # a better by the margin: 0 on the moved scale
         moved = SimpleNamespace(low=row["relative low"] + shift,
                                 high=row["relative high"] + shift)
-        verdicts.append(statistics.verdict(moved, higher_is_better=up))
+        seeds = [row.get(f"difference seed {m}", np.nan) / row["b mean"] + shift
+                 for m in ("min", "max")] if row["b mean"] > 0 else None
+        verdicts.append(statistics.verdict(moved, higher_is_better=up, seed_differences=seeds))
     out["margin verdict"] = verdicts
     return out
 
