@@ -81,9 +81,9 @@ def budget(profile: str) -> list[Runs]:
     heads = lc.headline_seeds  # 05: DMTNN and the CNN over these seeds, same weights
     rows.append(Runs("05_dmtnn", "dmtnn", heads, n_train, n_val, tc.epochs, train, fwd))
     rows.append(Runs("05_dmtnn", "cnn", heads, n_train, n_val, tc.epochs, cnn_train, cnn_fwd))
-    # 05: DMTNN with the other porosity treatment (raw or standardised), loss.seeds seeds
-    rows.append(Runs("05_dmtnn", "dmtnn (other phi)", lc.seeds, n_train, n_val, tc.epochs,
-                     train, fwd))
+    # 05: DMTNN with the other porosity treatment (raw or standardised)
+    rows.append(Runs("05_dmtnn", "dmtnn (other phi)", lc.treatment_seeds or lc.seeds, n_train,
+                     n_val, tc.epochs, train, fwd))
     others = len(lc.strategies) * lc.seeds - min(lc.seeds, heads)  # 05 trained dynamic's
     rows.append(Runs("06_weights", "dmtnn", others, n_train, n_val, tc.epochs, train, fwd))
     one = (per_rock["train"], per_rock["val"])

@@ -72,3 +72,7 @@ def test_strategy_and_appendix_seeds_per_profile():
     assert all(load_profile(p).loss.normalize for p in PROFILES)
     with pytest.raises(ValueError, match="appendix.seeds must be >= 1"):
         load_profile("ci", appendix={"seeds": 0})
+    assert {p: load_profile(p).loss.treatment_seeds for p in PROFILES} == {
+        "paper": None, "book": None, "quick": 1, "ci": None}
+    with pytest.raises(ValueError, match="loss.treatment_seeds must be >= 1"):
+        load_profile("ci", loss={"treatment_seeds": 0})

@@ -36,6 +36,7 @@ a killed build.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import zlib
@@ -400,6 +401,28 @@ def _make_rock(cfg: DataConfig, rock: str) -> dict[str, np.ndarray]:
     return generate_rock(cfg, rock) if cfg.source == "synthetic" else read_drp_rock(cfg, rock)
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _threads_per_worker(workers: int) -> Iterator[None]:
+    """Share the run's threads (``OMP_NUM_THREADS``, else one per core) among ``workers``
+    spawned processes, which read the variables when they start: two workers of two threads
+    each on two cores took 121-125 s for the quick profile's rocks, against 77 s with one
+    thread each. The rocks do not depend on the thread count."""
+    total = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: str(max(1, total // workers)) for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _rock_file(rock: str) -> str:
     return f"data/{get_rock(rock).prefix}.npz"
 
@@ -430,7 +453,8 @@ def build_dataset(
         workers = data.workers or min(os.cpu_count() or 1, len(todo))
         bar = tqdm(total=len(todo), desc="rocks", unit="rock", disable=not show_progress(progress))
         if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            with _threads_per_worker(workers), \
+                    ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
                 futures = {pool.submit(_make_rock, data, r): r for r in todo}
                 for future in as_completed(futures):
                     r = futures[future]
