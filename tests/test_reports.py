@@ -195,6 +195,16 @@ def test_difference_table_verdicts():
     u = difference_table(preds, truth, slab, [("good", "bad", ["mu"])],
                          scores=("relative error", "MAE"), n_resamples=50)["unit"]
     assert u.tolist() == ["", "GPa"]
+    # relative=True: the ratio bootstrapped, which relative_difference then keeps
+    r = difference_table(preds, truth, slab, [("good", "bad", ["mu"])], scores=("MAE",),
+                         n_resamples=200, relative=True)
+    row = r.iloc[0]
+    assert row["relative"] == pytest.approx(row["difference"] / row["b mean"])
+    assert row["relative low"] < row["relative"] < row["relative high"] < 0
+    assert row["relative seed min"] <= row["relative seed max"] < 0
+    kept = relative_difference(r, 0.10)
+    assert kept["relative low"].iloc[0] == row["relative low"]
+    assert kept["margin verdict"].iloc[0] == "supported"
 
 
 def test_relative_difference_against_a_margin():

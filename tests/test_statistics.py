@@ -203,3 +203,22 @@ def test_score_interval_of_one_model_and_seed_summaries():
     s = summarize_seeds([1.0, 2.0, 4.0])
     assert (s.mean, s.std) == (pytest.approx(7 / 3), pytest.approx(np.std([1, 2, 4], ddof=1)))
     assert np.isnan(summarize_seeds([0.5]).std)
+
+
+def test_relative_difference_is_a_ratio_per_resample():
+    """(a - b) / b: the value, each seed's, and an interval that moves with b's score."""
+    rng = np.random.default_rng(6)
+    clusters = np.repeat(np.arange(10), 4)
+    t = rng.normal(size=40)
+    a = t + rng.normal(0, 0.5, (2, 40))
+    b = t + rng.normal(0, 1.0, (2, 40))
+    d = paired_difference(mae, a, b, t, clusters, n_resamples=N, relative=True)
+    sa, sb = [np.array([mae(q, t) for q in p]) for p in (a, b)]
+    assert d.value == pytest.approx((sa.mean() - sb.mean()) / sb.mean())
+    assert d.seeds.values == pytest.approx(tuple((sa - sb) / sb))
+    assert d.low < d.value < d.high < 0
+    plain = paired_difference(mae, a, b, t, clusters, n_resamples=N)
+    assert plain.value / sb.mean() == pytest.approx(d.value)
+    # a constant shift of both errors' scale leaves the ratio, not the difference
+    scaled = paired_difference(mae, 3 * a, 3 * b, 3 * t, clusters, n_resamples=N, relative=True)
+    assert (scaled.value, scaled.low, scaled.high) == pytest.approx((d.value, d.low, d.high))

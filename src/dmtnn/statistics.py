@@ -321,7 +321,7 @@ def score_interval(score: Score, pred, target, clusters, *, n_resamples: int = N
 
 def paired_difference(score: Score, pred_a, pred_b, target, clusters, *,
                       n_resamples: int = N_RESAMPLES, level: float = 0.95,
-                      method: str = "BCa", seed: int = 0) -> Difference:
+                      method: str = "BCa", seed: int = 0, relative: bool = False) -> Difference:
     """``score(a) - score(b)`` on the same samples, with a cluster bootstrap interval.
 
     A resample draws clusters with replacement; on the pooled samples of the
@@ -351,14 +351,21 @@ def paired_difference(score: Score, pred_a, pred_b, target, clusters, *,
         undefined (e.g. every resample gives the same difference).
     seed : int
         Seed of the resampling: same seed, same interval.
+    relative : bool
+        The difference as a fraction of b's score, ``(a - b) / b``, each
+        resample divided by b's score on that resample, so that the interval
+        carries the sampling of the denominator too (for errors, whose b is
+        positive; a resample where b's score is not positive makes the
+        interval undefined).
 
     Returns
     -------
     Difference
         ``value`` = mean over seeds of score(a) minus mean over seeds of
-        score(b); ``seeds``: the difference per seed pair; ``a`` and ``b``:
-        each model's scores per seed. Samples with a NaN in either model's
-        predictions (any seed) or the target are left out of both.
+        score(b) (with ``relative``, over the latter); ``seeds``: the same per
+        seed pair; ``a`` and ``b``: each model's scores per seed. Samples with
+        a NaN in either model's predictions (any seed) or the target are left
+        out of both.
     """
     t, codes, p, left = _prepare(target, clusters, pred_a=pred_a, pred_b=pred_b)
     a, b = p["pred_a"], p["pred_b"]
@@ -366,17 +373,23 @@ def paired_difference(score: Score, pred_a, pred_b, target, clusters, *,
         raise ValueError(f"pred_a has {len(a)} seeds and pred_b {len(b)}: seeds are paired by "
                          f"index, so give both the same number (or one a single row)")
 
+    def change(ma, mb):
+        if not relative:
+            return ma - mb
+        return (ma - mb) / mb if mb > 0 else np.nan
+
     def statistic(idx):
         ta = t[idx]
-        return float(np.mean([score(q[idx], ta) for q in a])
-                     - np.mean([score(q[idx], ta) for q in b]))
+        return float(change(np.mean([score(q[idx], ta) for q in a]),
+                            np.mean([score(q[idx], ta) for q in b])))
 
     low, high, used, note = _cluster_bootstrap(statistic, codes, n_resamples=n_resamples,
                                                level=level, method=method, seed=seed)
     sa = np.array([score(q, t) for q in a])
     sb = np.array([score(q, t) for q in b])
-    return Difference(float(sa.mean() - sb.mean()), low, high, level, used, note,
-                      int(codes.max()) + 1, len(t), left, summarize_seeds(sa - sb),
+    per_seed = [change(x, y) for x, y in zip(*np.broadcast_arrays(sa, sb), strict=True)]
+    return Difference(float(change(sa.mean(), sb.mean())), low, high, level, used, note,
+                      int(codes.max()) + 1, len(t), left, summarize_seeds(per_seed),
                       summarize_seeds(sa), summarize_seeds(sb))
 
 

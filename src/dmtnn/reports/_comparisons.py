@@ -36,7 +36,8 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
                      train: tuple[Predictions, Samples] | None = None, by: np.ndarray | None = None,
                      n_resamples: int = statistics.N_RESAMPLES, level: float = 0.95,
                      method: str = "BCa", seed: int = 0,
-                     fit_threshold: float = statistics.FIT_THRESHOLD) -> pd.DataFrame:
+                     fit_threshold: float = statistics.FIT_THRESHOLD,
+                     relative: bool = False) -> pd.DataFrame:
     """Paired differences of scores, ``a - b`` on the same images, with their cluster
     bootstrap interval and the verdict on "a is better than b".
 
@@ -65,6 +66,11 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
         Of :func:`dmtnn.statistics.paired_difference`.
     fit_threshold : float
         Lowest training R2 that counts as a fit.
+    relative : bool
+        Also the difference as a fraction of b's score, with its own cluster
+        bootstrap (each resample divided by b's score on it): columns
+        ``relative``, ``relative low``, ``relative high`` and ``relative seed
+        min`` / ``max``, which :func:`relative_difference` then uses.
 
     Returns
     -------
@@ -116,6 +122,15 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
                                train_scores=fitted or None, fit_threshold=fit_threshold),
                            "interval": d.method, "clusters": d.n_clusters,
                            "images": d.n_samples, "left out": d.left_out}
+                    if relative:
+                        r = statistics.paired_difference(
+                            REGRESSION_SCORES[s], pa[:, keep], pb[:, keep], y[keep],
+                            clusters[keep], n_resamples=n_resamples, level=level,
+                            method=method, seed=seed, relative=True)
+                        row.update({"relative": r.value, "relative low": r.low,
+                                    "relative high": r.high,
+                                    "relative seed min": min(r.seeds.values),
+                                    "relative seed max": max(r.seeds.values)})
                     if train is not None:
                         for m, key in ((a, "train R2 a"), (b, "train R2 b")):
                             row[key] = np.nan if train_r2[m] is None else train_r2[m].mean()
@@ -146,15 +161,17 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
     -------
     DataFrame
         ``table`` with ``relative``, ``relative low`` and ``relative high``:
-        the difference and its interval divided by ``b mean`` (b's score on
-        the same images, taken as fixed: its own sampling spread is not in
-        the interval; NaN where b's mean is not positive), and ``margin
+        those of :func:`difference_table` with ``relative=True`` where the
+        table has them (the interval of the ratio itself); otherwise the
+        difference and its interval divided by ``b mean`` (b's score on the
+        same images taken as fixed, its own sampling spread not in the
+        interval; NaN where b's mean is not positive); and ``margin
         verdict``: "not decided: under-fit" where ``verdict`` says so, else
         :func:`dmtnn.statistics.verdict` on the relative interval moved by
         ``margin`` ("supported": the whole interval is beyond ``margin`` on
         a's better side; "contradicted": wholly short of it), and so is every
-        seed's relative difference where the table has ``difference seed min``
-        and ``max``.
+        seed's relative difference where the table has them (``relative seed
+        min`` and ``max``, or ``difference seed min`` and ``max``).
 
     >>> t = pd.DataFrame({"b mean": [2.0], "difference": [-0.5], "difference low": [-0.8],
     ...                   "difference high": [-0.3], "verdict": ["supported"]},
@@ -167,9 +184,13 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
     if not margin >= 0:
         raise ValueError(f"margin must be a fraction >= 0 (0.10 for 10 %), got {margin}")
     out = table.copy()
-    base = out["b mean"].where(out["b mean"] > 0)
-    for col in ("", " low", " high"):
-        out[f"relative{col}"] = out[f"difference{col}"] / base
+    if "relative" not in out:  # b's score taken as fixed
+        base = out["b mean"].where(out["b mean"] > 0)
+        for col in ("", " low", " high"):
+            out[f"relative{col}"] = out[f"difference{col}"] / base
+        for m in ("min", "max"):
+            if f"difference seed {m}" in out:
+                out[f"relative seed {m}"] = out[f"difference seed {m}"] / base
     higher = [HIGHER_IS_BETTER[s] for s in out.index.get_level_values("score")]
     verdicts = []
     for (_, row), up in zip(out.iterrows(), higher, strict=True):
@@ -179,8 +200,7 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
         shift = -margin if up else margin  # a better by the margin: 0 on the moved scale
         moved = SimpleNamespace(low=row["relative low"] + shift,
                                 high=row["relative high"] + shift)
-        seeds = [row.get(f"difference seed {m}", np.nan) / row["b mean"] + shift
-                 for m in ("min", "max")] if row["b mean"] > 0 else None
+        seeds = [row.get(f"relative seed {m}", np.nan) + shift for m in ("min", "max")]
         verdicts.append(statistics.verdict(moved, higher_is_better=up, seed_differences=seeds))
     out["margin verdict"] = verdicts
     return out
