@@ -41,6 +41,7 @@ def site(tmp_path):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     (tmp_path / "tiny.svg").write_text(TINY_SVG)
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=good.html" />')
     (tmp_path / "_static").mkdir()
     (tmp_path / "_static" / "asset.html").write_text("not a page")
     return tmp_path
@@ -54,7 +55,7 @@ def test_raw_tex_finds_delimiters_and_commands_not_dollars():
     assert browsercheck.raw_tex("costs $5 or $6; R² = 0.7 (φ, μ)") == []
 
 
-def test_book_pages_skips_asset_folders(site):
+def test_book_pages_skips_asset_folders_and_redirect_stubs(site):
     assert browsercheck.book_pages(site) == sorted(
         ["clipped.html", "console.html", "good.html", "img.html", "sub/nested.html",
          "tex.html", "wide.html"])

@@ -68,6 +68,7 @@ CHROMIUM_FLAGS = (
 MAX_SHOT_PX = 16000
 # Folders of a Sphinx build that hold no pages.
 _SKIP = ("_static", "_sources", "_images", "_downloads", ".doctrees")
+_REFRESH = re.compile(r"<meta\s+http-equiv=[\"']?refresh", re.IGNORECASE)
 
 # TeX a reader must never see: MathJax delimiters, display dollars, a TeX command
 # between dollars, or a common command with its brace.
@@ -212,14 +213,23 @@ def serve(folder: str | Path) -> Iterator[str]:
         thread.join()
 
 
+def _is_redirect(path: Path) -> bool:
+    """A stub whose only content is a meta refresh (Jupyter Book's root ``index.html``)."""
+    text = path.read_text(errors="replace")
+    return len(text) < 1000 and _REFRESH.search(text) is not None
+
+
 def book_pages(folder: str | Path) -> list[str]:
     """Every HTML page of a Sphinx build, as sorted paths relative to ``folder``.
 
-    Skips the build's asset folders (``_static``, ``_sources``, ...).
+    Skips the build's asset folders (``_static``, ``_sources``, ...) and redirect
+    stubs (a meta refresh and nothing else): the browser leaves such a page while
+    the probe measures it, and the page it points to is checked on its own.
     """
     folder = Path(folder)
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.html")
-                  if not any(part in _SKIP for part in p.relative_to(folder).parts))
+                  if not any(part in _SKIP for part in p.relative_to(folder).parts)
+                  and not _is_redirect(p))
 
 
 def raw_tex(text: str) -> list[str]:
