@@ -78,16 +78,17 @@ def budget(profile: str) -> list[Runs]:
                          sc.epochs, train, fwd))
     fwd, train = _flops(cfg, "dmtnn")
     cnn_fwd, cnn_train = _flops(cfg, "cnn")
-    heads = lc.headline_seeds  # 05: DMTNN and the CNN over these seeds, same weights
+    heads = cfg.seeds("headline")  # 05: DMTNN and the CNN over these seeds, same weights
     rows.append(Runs("05_dmtnn", "dmtnn", heads, n_train, n_val, tc.epochs, train, fwd))
     rows.append(Runs("05_dmtnn", "cnn", heads, n_train, n_val, tc.epochs, cnn_train, cnn_fwd))
     # 05: DMTNN with the other porosity treatment (raw or standardised)
-    rows.append(Runs("05_dmtnn", "dmtnn (other phi)", lc.treatment_seeds or lc.seeds, n_train,
+    rows.append(Runs("05_dmtnn", "dmtnn (other phi)", cfg.seeds("treatment"), n_train,
                      n_val, tc.epochs, train, fwd))
-    others = len(lc.strategies) * lc.seeds - min(lc.seeds, heads)  # 05 trained dynamic's
+    per = cfg.seeds("strategies")
+    others = len(lc.strategies) * per - min(per, heads)  # 05 trained dynamic's
     rows.append(Runs("06_weights", "dmtnn", others, n_train, n_val, tc.epochs, train, fwd))
     one = (per_rock["train"], per_rock["val"])
-    n = cfg.appendix.seeds or lc.seeds  # 08: every network (default: the strategies' seeds)
+    n = cfg.seeds("appendix")  # 08: every network (default: the strategies' seeds)
     rows.append(Runs("08_appendix_a", "dmtnn (MTNN)", n, *one, at.epochs, train, fwd))
     ws_fwd, ws_train = _flops(cfg, "mtnn_ws")
     rows.append(Runs("08_appendix_a", "mtnn_ws", n, *one, at.epochs, ws_train, ws_fwd))
