@@ -52,7 +52,7 @@ def _check_layout(lay, n_train, n_val, n_test, gap, blocks, slab, block_gap):
 
 @pytest.mark.parametrize("n_train, n_val, n_test, gap, blocks, slab, block_gap", [
     (6, 2, 2, 3, 2, 1, 0),
-    (48, 16, 32, 28, 8, 1, 61),  # quick, Berea
+    (64, 16, 32, 28, 8, 1, 61),  # quick, Berea
     (10, 4, 4, 1, 4, 2, 0),  # adjacent slabs of two slices
     (0, 0, 32, 37, 8, 1, 90),  # a held-out rock
     (3, 1, 1, 5, 8, 1, 0),  # more blocks than slabs: one per slab
@@ -108,10 +108,10 @@ def test_quick_berea_layout_by_hand():
     """Berea: d50 125 um, slices 9 um apart -> slabs ceil(250 / 9) = 28 positions away."""
     d = load_profile("quick").data
     lay = rock_layout(d, "Berea")
-    assert lay.pos[:6].tolist() == list(range(6))  # the first block's 6 training slices
-    assert lay.pos[6:12].tolist() == [33, 61, 89, 117, 145, 173]  # then 6 slabs, 28 apart
+    assert lay.pos[:8].tolist() == list(range(8))  # the first block's 8 training slices
+    assert lay.pos[8:14].tolist() == [35, 63, 91, 119, 147, 175]  # then 6 slabs, 28 apart
     margin = synthetic.margin_um(synthetic.TEXTURES["Berea"])  # 274 um: blocks 2 x 274 apart
-    assert lay.pos[12] - lay.pos[11] == int(np.ceil(2 * margin / 9.0)) == 61
+    assert lay.pos[14] - lay.pos[13] == int(np.ceil(2 * margin / 9.0)) == 61
 
 
 def test_drp_layout_has_no_block_margin():
