@@ -179,3 +179,34 @@ def test_half_weights_are_the_float16_rounding_of_the_trained_ones(tmp_path):
         assert got.dtype == v.dtype
         expect = v.half().to(v.dtype) if v.is_floating_point() else v
         assert torch.equal(got, expect), k
+
+
+def test_int8_matrices_are_within_half_a_step_of_each_row(tmp_path, monkeypatch):
+    """``int8=True``: large matrices as int8 rows (error at most half a row's step), the
+    rest as float16; smaller on disk, and read back into the same network."""
+    monkeypatch.setattr(weights, "INT8_MIN_VALUES", 1000)  # the tiny DMTNN's fc layers
+    model = tiny_dmtnn()
+    kwargs = json.loads((tiny_weights(tmp_path / "full") / "config.json").read_text())["kwargs"]
+    common = dict(network="dmtnn", kwargs=kwargs, scales=SCALES,
+                  data={"pixel_um": 8.79, "image_size": 64},
+                  segmenter={"network": "linknet", "kwargs": {"in_channels": 1, "width": 0.125}})
+    half = weights.save_network(tmp_path / "half", model, half=True, **common)
+    q = weights.save_network(tmp_path / "int8", model, int8=True, **common)
+    stored = torch.load(q / "model.pt", weights_only=True)
+    big = [k for k, v in model.state_dict().items()
+           if v.is_floating_point() and v.dim() == 2 and v.numel() >= 1000]
+    assert big and all(stored[k].dtype == torch.int8 for k in big)
+    saved = (half / "model.pt").stat().st_size - (q / "model.pt").stat().st_size
+    assert saved > sum(model.state_dict()[k].numel() for k in big) // 2  # 1 byte, not 2
+    loaded = weights.load_network(q)
+    assert loaded.config["stored_dtype"] == weights.INT8_DTYPE
+    got = loaded.model.state_dict()
+    assert set(got) == set(model.state_dict())
+    for k, v in model.state_dict().items():
+        if k in big:
+            ref = v.half().float()  # quantised from the float16 rounding
+            step = ref.abs().amax(dim=1, keepdim=True) / 127
+            assert torch.all((got[k] - ref).abs() <= step / 2 + 1e-3 * step), k
+        else:
+            expect = v.half().to(v.dtype) if v.is_floating_point() else v
+            assert torch.equal(got[k], expect), k

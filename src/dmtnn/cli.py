@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     we.add_argument("--strategy", help="DMTNN's loss weighting (default: the profile's)")
     we.add_argument("--half", action="store_true",
                     help="store float16 (half the size; float16 rounding of the weights)")
+    we.add_argument("--int8", action="store_true",
+                    help="as --half, with the large matrices (DMTNN's fully connected layers) "
+                         "as int8, one scale per row (DMTNN: about 4 MB instead of 6.7)")
     we.add_argument("--overwrite", action="store_true", help="replace existing folders")
     we.add_argument("--commit", help="the commit that trained the runs (default: this "
                                      "checkout's; give the notebooks' run stamp's when the "
@@ -213,7 +216,8 @@ def _weights(args: argparse.Namespace) -> int:
         networks = [n.strip() for n in args.networks.split(",") if n.strip()]
         cfg = load_profile(args.profile)
         for folder in export_weights(cfg, args.out, networks=networks, strategy=args.strategy,
-                                     half=args.half, overwrite=args.overwrite,
+                                     half=args.half, int8=args.int8,
+                                     overwrite=args.overwrite,
                                      commit=args.commit):
             size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
             print(f"exported {folder} ({size:.2f} MB)")

@@ -258,6 +258,7 @@ def save_network(
     training: Mapping[str, Any] | None = None,
     fem: Mapping[str, Any] | None = None,
     half: bool = False,
+    int8: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write a weights folder for ``model``: ``model.pt``, ``config.json``, ``SHA256SUMS``.
@@ -287,6 +288,11 @@ def save_network(
         Store floating-point tensors as float16 (half the size; loaded back
         into float32, the weights differ from the trained ones by float16
         rounding, about 5e-4 relative). ``config.json`` records it.
+    int8 : bool
+        As ``half``, with the large matrices (2-D, at least
+        :data:`INT8_MIN_VALUES` values: DMTNN's fully connected layers, most of
+        its size) stored as int8 with one float32 scale per output row (an
+        error of at most half a step, 1/254 of the row's largest weight).
     overwrite : bool
         Replace an existing folder.
 
@@ -325,13 +331,16 @@ def save_network(
         "scales": {k: [float(v) for v in s] for k, s in scales.items()},
         "fem": dict(fem) if fem else None,
         "training": dict(training or {}),
-        "stored_dtype": "float16" if half else "float32",
+        "stored_dtype": INT8_DTYPE if int8 else "float16" if half else "float32",
     }
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    if half:
+    if half or int8:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if int8:
+        state = _int8_rows(state)
     try:  # what config.json records must rebuild this very network
-        _build(network, config["kwargs"], config["segmenter"]).load_state_dict(state)
+        _build(network, config["kwargs"], config["segmenter"]).load_state_dict(
+            _dequantized(state))
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"kwargs {dict(kwargs)} (segmenter {segmenter}) do not rebuild the "
                          f"given {network} model: {str(err)[:300]}") from err
@@ -342,6 +351,36 @@ def save_network(
         sums = _sums_text(tmp)
         atomic_write(tmp / "SHA256SUMS", lambda p: p.write_text(sums))
     return Path(folder)
+
+
+#: ``save_network(int8=True)``: matrices of at least this many values are stored as int8.
+INT8_MIN_VALUES = 2**16
+#: ``config.json``'s ``stored_dtype`` of such a folder.
+INT8_DTYPE = "float16, int8 matrices"
+_SCALE = ".int8_row_scale"  # suffix of a quantised matrix's per-row scales in model.pt
+
+
+def _int8_rows(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with its large float matrices as int8 rows and their float32 scales."""
+    out = {}
+    for k, v in state.items():
+        if v.is_floating_point() and v.dim() == 2 and v.numel() >= INT8_MIN_VALUES:
+            scale = v.float().abs().amax(dim=1).clamp_min(1e-12) / 127
+            out[k] = torch.round(v.float() / scale[:, None]).to(torch.int8)
+            out[k + _SCALE] = scale
+        else:
+            out[k] = v
+    return out
+
+
+def _dequantized(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`_int8_rows` (a state without int8 matrices is returned as is)."""
+    out = {k: v for k, v in state.items() if not k.endswith(_SCALE)}
+    for k, scale in state.items():
+        if k.endswith(_SCALE):
+            name = k[: -len(_SCALE)]
+            out[name] = out[name].float() * scale[:, None]
+    return out
 
 
 def _build(network: str, kwargs: Mapping[str, Any], segmenter: Mapping | None) -> nn.Module:
@@ -382,8 +421,8 @@ def load_network(path: str | os.PathLike) -> LoadedNetwork:
         raise WeightsError(f"{folder / 'model.pt'} holds a {type(state).__name__}, not a "
                            f"state_dict")
     try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
+        model.load_state_dict(_dequantized(state))
+    except (RuntimeError, KeyError) as err:
         first = str(err).splitlines()[:3]
         raise WeightsError(f"{folder / 'model.pt'} does not fit the {config['network']} of "
                            f"config.json: {' '.join(first)}") from err
@@ -475,7 +514,7 @@ def _data(cfg: Config) -> dict[str, Any]:
 
 def export_weights(cfg: Config, out: str | os.PathLike, *,
                    networks: Sequence[str] = EXPORTABLE, strategy: str | None = None,
-                   half: bool = False, overwrite: bool = False,
+                   half: bool = False, int8: bool = False, overwrite: bool = False,
                    commit: str | None = None) -> list[Path]:
     """Weights folders ``out/<network>/`` from a profile's trained runs.
 
@@ -484,8 +523,8 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
     ``cfg.loss.strategy``; ``models/dmtnn-<strategy>-seed0``), its segmenter
     inside; ``cnn`` is notebook 05's CNN of the same strategy and seed (no
     mask: porosity and moduli from the gray image). Each checkpoint is checked against ``cfg`` (same architecture and
-    training settings) before anything is written. ``half`` stores float16
-    (:func:`save_network`). ``commit`` is the commit that trained the runs,
+    training settings) before anything is written. ``half`` stores float16,
+    ``int8`` the large matrices as int8 as well (:func:`save_network`). ``commit`` is the commit that trained the runs,
     recorded in each ``config.json`` (default: this checkout's, right when
     the runs were made here; give the run stamp's when exporting another
     checkout's artifacts).
@@ -546,4 +585,4 @@ def export_weights(cfg: Config, out: str | os.PathLike, *,
             training=_training(cfg, cfg.multitask, folder, state, commit),
             fem={"K": cfg.fem.K, "G": cfg.fem.G, "plane": cfg.fem.plane})
     return [save_network(out / name, item.pop("model"), data=_data(cfg), half=half,
-                         overwrite=overwrite, **item) for name, item in todo.items()]
+                         int8=int8, overwrite=overwrite, **item) for name, item in todo.items()]
