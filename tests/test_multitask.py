@@ -129,3 +129,46 @@ def test_best_alternative_by_the_validation_loss_of_the_kept_epoch():
     assert best_alternative(runs, exclude="dynamic") == "1:1:1"
     with pytest.raises(ValueError, match="no strategy other than 'dynamic'"):
         best_alternative({"dynamic": runs["dynamic"]}, exclude="dynamic")
+
+
+def test_train_networks_in_processes_as_one_at_a_time(tiny, tmp_path, monkeypatch):
+    """Two processes of one thread each train the same networks, bit for bit, as one process
+    of one thread; each job under its own configuration, DMTNN on the segmenter passed."""
+    import torch
+
+    from dmtnn.multitask import parallel_plan, train_networks
+
+    cfg, ds = tiny
+    cfg = replace(cfg, multitask=replace(cfg.multitask, epochs=1))
+    train_segmenter(cfg, ds, "linknet", progress=False)
+    labels = fake_labels(ds)
+    train, _ = regression_samples(ds, labels, "train")
+    val, _ = regression_samples(ds, labels, "val")
+    segmenter, _ = load_segmenter(cfg, "linknet")
+    raw = replace(cfg, loss=replace(cfg.loss, standardize_phi=False))
+    jobs = [{"name": "dmtnn", "seed": 0}, {"name": "cnn", "seed": 1},
+            {"name": "cnn", "cfg": raw, "tag": "raw"}]
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert parallel_plan(cfg, len(jobs)) == (2, 1)
+        assert parallel_plan(cfg, 1) == (1, 2)
+        side = train_networks(cfg, train, val, jobs, segmenter=segmenter, progress=False)
+        torch.set_num_threads(1)
+        monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "one-at-a-time"))
+        one = replace(cfg, train_workers=1)
+        assert parallel_plan(one, len(jobs)) == (1, 1)
+        alone = train_networks(one, train, val, jobs, segmenter=segmenter, progress=False)
+    finally:
+        torch.set_num_threads(saved)
+    assert [r.folder.name for r in side] == ["dmtnn-dynamic-seed0", "cnn-dynamic-seed1",
+                                             "raw-cnn-dynamic-seed0"]
+    assert "phi" not in side[2].scales and "phi" in side[1].scales  # the job's own cfg
+    for a, b in zip(side, alone, strict=True):
+        assert a.folder != b.folder and a.folder.name == b.folder.name
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+        cols = [c for c in a.history if c != "seconds"]
+        assert a.history[cols].equals(b.history[cols])
+    with pytest.raises(ValueError, match="sets 'seeds'"):
+        train_networks(cfg, train, val, [{"seeds": 2}])

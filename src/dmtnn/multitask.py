@@ -21,6 +21,8 @@ paper does (:func:`regression_tasks`).
   (``segmenter=load_segmenter(cfg)[0]``, after notebook 04). Each network is
   built at the configuration's ``width`` and ``head_width`` as
   :attr:`dmtnn.models.Network.scaling` says;
+- :func:`train_networks`: several of them (seeds, strategies, variants) side by
+  side, in processes that share the CPU's threads (:func:`parallel_plan`);
 - :func:`trained_parameters`: the parameter counts of a trained network, for
   the tables that report it;
 - :func:`segment_then_simulate`: the two baselines the paper lacks (porosity
@@ -34,21 +36,31 @@ The tables that score them (R2 per method, rock, split or strategy) are in
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
+from tqdm import tqdm
 
 from dmtnn import models, weighting
-from dmtnn.checkpoints import run_folder
+from dmtnn.checkpoints import read_history, run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
 from dmtnn.data.fem_labels import label_chunk, solver_settings
 from dmtnn.data.layout import cluster_ids
 from dmtnn.samples import Samples, Task
+from dmtnn.settings import resolve_device, show_progress
 from dmtnn.train import FitResult, fit, predict, seed_everything
 
 __all__ = [
@@ -58,6 +70,9 @@ __all__ = [
     "regression_samples",
     "build_network",
     "train_network",
+    "train_networks",
+    "parallel_plan",
+    "JOB_KEYS",
     "trained_parameters",
     "predict_parameters",
     "segment_then_simulate",
@@ -222,12 +237,7 @@ def train_network(
     strategy = strategy or cfg.loss.strategy
     chosen = _tasks(cfg, tasks)
     tc = replace(cfg.multitask, seed=cfg.multitask.seed + seed)
-    parts = [tag, name, strategy.replace(":", "-"), f"seed{seed}"]
-    if depth != 2:
-        parts.append(f"depth{depth}")
-    if tasks is not None:
-        parts.append("+".join(t.name for t in chosen))
-    folder = run_folder(cfg, "-".join(p for p in parts if p))
+    folder = _folder(cfg, name, strategy, seed, depth, tasks, tag)
     net = build_network(cfg, name, segmenter=segmenter, seed=seed, depth=depth, tasks=tasks)
     if len(chosen) < len(REGRESSION):
         w = weighting.build("fixed", [t.name for t in chosen])
@@ -235,6 +245,152 @@ def train_network(
         w = weighting.from_config(cfg, strategy, [t.name for t in REGRESSION])
     return fit(net, chosen, train_set, val_set, tc, folder, device=cfg.device, weighting=w,
                on_mismatch="restart", progress=progress)
+
+
+def _folder(cfg: Config, name: str, strategy: str | None, seed: int, depth: int, tasks,
+            tag: str) -> Path:
+    """The run folder of :func:`train_network`'s arguments."""
+    parts = [tag, name, (strategy or cfg.loss.strategy).replace(":", "-"), f"seed{seed}"]
+    if depth != 2:
+        parts.append(f"depth{depth}")
+    if tasks is not None:
+        parts.append("+".join(t.name for t in _tasks(cfg, tasks)))
+    return run_folder(cfg, "-".join(p for p in parts if p))
+
+
+#: What a job of :func:`train_networks` may set: :func:`train_network`'s arguments, and
+#: ``cfg`` for a job trained under another configuration than the batch's.
+JOB_KEYS = ("name", "strategy", "seed", "depth", "tasks", "tag", "cfg")
+
+
+def parallel_plan(cfg: Config, jobs: int) -> tuple[int, int]:
+    """How :func:`train_networks` trains ``jobs`` networks: (processes, torch threads each).
+
+    On a CPU the run's torch threads (``OMP_NUM_THREADS``, else one per core)
+    are shared among ``min(cfg.train_workers or threads, jobs, threads)``
+    processes; on a GPU one process trains at a time. The threads of a job
+    depend on the batch's size and the run's threads only, never on which
+    jobs are already done, so a resumed batch computes the same numbers.
+
+    >>> from dmtnn.config import load_profile
+    >>> parallel_plan(load_profile("ci", device="cpu", train_workers=1), 6)[0]
+    1
+    """
+    threads = torch.get_num_threads()
+    if resolve_device(cfg.device).type != "cpu":
+        return 1, threads
+    workers = max(1, min(cfg.train_workers or threads, jobs, threads))
+    return workers, max(1, threads // workers)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+_WORKER: dict = {}  # a training process's batch: cfg, splits, segmenter (_start_worker)
+
+
+def _start_worker(threads: int, payload: bytes) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(torch.load(io.BytesIO(payload), weights_only=False))
+
+
+def _train_job(job: dict) -> None:
+    w = _WORKER
+    _train_one(job.pop("cfg", None) or w["cfg"], w["train"], w["val"], job, w["segmenter"],
+               progress=False)
+
+
+def _train_one(cfg: Config, train_set: Samples, val_set: Samples, job: dict,
+               segmenter: nn.Module | None, progress: bool | None) -> FitResult:
+    sits_on = models.network(job.get("name", "dmtnn"), "regression").segmenter
+    return train_network(cfg, train_set, val_set, segmenter=segmenter if sits_on else None,
+                         progress=progress, **job)
+
+
+def _job_folder(cfg: Config, job: dict) -> Path:
+    return _folder(job.get("cfg") or cfg, job.get("name", "dmtnn"), job.get("strategy"),
+                   job.get("seed", 0), job.get("depth", 2), job.get("tasks"), job.get("tag", ""))
+
+
+def _done(cfg: Config, job: dict) -> bool:
+    try:
+        return len(read_history(_job_folder(cfg, job))) >= (job.get("cfg") or cfg).multitask.epochs
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def train_networks(
+    cfg: Config,
+    train_set: Samples,
+    val_set: Samples,
+    jobs: Sequence[Mapping[str, Any]],
+    *,
+    segmenter: nn.Module | None = None,
+    progress: bool | None = None,
+) -> list[FitResult]:
+    """Train several regression networks (seeds, strategies, variants), side by side on a CPU.
+
+    Each job is a dict of :func:`train_network`'s arguments (:data:`JOB_KEYS`:
+    ``name``, ``strategy``, ``seed``, ``depth``, ``tasks``, ``tag``, and
+    ``cfg`` where a job's configuration differs from ``cfg``); ``segmenter``
+    goes to the jobs whose network sits on it. The jobs are shared among
+    :func:`parallel_plan`'s processes (spawned, each with its share of the
+    torch threads), started in the order given: put the longest first. Each
+    process writes its run's checkpoints as :func:`train_network` does, so a
+    killed batch resumes where each run stopped; the results are then read
+    back here, in the order of ``jobs``. A job trains with the same number of
+    threads whether the batch runs in processes or here, so the two ways give
+    the same numbers.
+
+    >>> from dmtnn.config import load_profile
+    >>> train_networks(load_profile("ci"), None, None, [{"seeds": 2}])
+    Traceback (most recent call last):
+    ...
+    ValueError: job 0 of train_networks sets 'seeds': a job may set name, strategy, seed, depth, tasks, tag, cfg
+    """
+    jobs = [dict(j) for j in jobs]
+    for i, job in enumerate(jobs):
+        for key in job:
+            if key not in JOB_KEYS:
+                raise ValueError(f"job {i} of train_networks sets {key!r}: a job may set "
+                                 f"{', '.join(JOB_KEYS)}")
+    workers, threads = parallel_plan(cfg, len(jobs))
+    # one process per run folder: a job given twice (Appendix A's depth 2 is its MTNN) trains once
+    todo = list({_job_folder(cfg, job): job for job in jobs if not _done(cfg, job)}.values())
+    if workers > 1 and len(todo) > 1:
+        buffer = io.BytesIO()
+        torch.save({"cfg": cfg, "train": train_set, "val": val_set, "segmenter": segmenter},
+                   buffer)
+        bar = tqdm(total=len(todo), desc="networks", unit="run",
+                   disable=not show_progress(progress))
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"),
+                                 initializer=_start_worker,
+                                 initargs=(threads, buffer.getvalue())) as pool:
+            futures = {pool.submit(_train_job, job): job for job in todo}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    future.result()
+                except Exception as err:
+                    shown = {k: v for k, v in job.items() if k != "cfg"}
+                    raise RuntimeError(
+                        f"training {shown} in a worker process failed: {err!r}. The runs "
+                        f"finished so far and the checkpoints of the others are kept; run "
+                        f"again to resume, or set train_workers=1 to train one at a time "
+                        f"in this process") from err
+                bar.set_postfix_str(f"{job.get('name', 'dmtnn')} seed {job.get('seed', 0)}")
+                bar.update()
+        bar.close()
+    with _torch_threads(threads):  # read back; trains here what no process trained
+        return [_train_one(job.pop("cfg", None) or cfg, train_set, val_set, job, segmenter,
+                           progress) for job in jobs]
 
 
 def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
