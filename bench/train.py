@@ -44,6 +44,7 @@ Usage::
     python bench/train.py --models linknet --size 512
     python bench/train.py --models dmtnn cnn
     python bench/train.py --compare /tmp/old --repeats 5
+    python bench/train.py --side-by-side --repeats 3   # train_networks' processes
 """
 
 from __future__ import annotations
@@ -265,6 +266,41 @@ def compare(old_root: Path, arches, repeats: int, images: int, batches=None,
               f"{', '.join(f'{q:.2f}' for q in ratios)}", flush=True)
 
 
+def side_by_side(repeats: int, images: int, threads: int | None = None) -> None:
+    """Print the quick profile's DMTNN training images/s: one process of all the threads,
+    against one process per thread side by side (``dmtnn.multitask.train_networks``)."""
+    worker = Path(__file__).resolve().parent / "compare_worker.py"
+    root = worker.parents[1]
+    s = quick_settings()["dmtnn"]
+    threads = threads or torch.get_num_threads()
+
+    def start(n: int) -> subprocess.Popen:
+        args = [sys.executable, str(worker), "--root", str(root), "--model", "dmtnn",
+                "--batch", str(s["batch"]), "--size", str(s["size"]), "--width",
+                str(s["width"]), "--seg-width", str(s["seg_width"]), "--images", str(images),
+                "--epochs", str(s["epochs"]), "--threads", str(n)]
+        env = {**os.environ, "PYTHONPATH": str(root / "src"), "OMP_NUM_THREADS": str(n)}
+        return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+
+    def images_per_s(procs: list[subprocess.Popen]) -> float:
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode for p in procs):
+            raise SystemExit("a timing process failed")
+        return sum(json.loads(o.strip().splitlines()[-1])["images_per_s"] for o in outs)
+
+    print(f"# CPU, quick profile's DMTNN: {s}, {images} images, {repeats} repeats")
+    alone, apart = [], []
+    for r in range(repeats):
+        alone.append(images_per_s([start(threads)]))
+        apart.append(images_per_s([start(1) for _ in range(threads)]))
+        print(f"  repeat {r + 1}: one process of {threads} threads {alone[-1]:.1f} img/s; "
+              f"{threads} processes of 1 thread {apart[-1]:.1f} img/s together", flush=True)
+    print("processes x threads | img/s (median, best)")
+    for label, v in ((f"1 x {threads}", alone), (f"{threads} x 1", apart)):
+        print(f"{label} | {statistics.median(v):.1f}, {max(v):.1f}")
+    print(f"side by side / one process: {statistics.median(apart) / statistics.median(alone):.2f}x")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -290,7 +326,13 @@ def main(argv=None) -> None:
     p.add_argument("--same-work", action="store_true",
                    help="--compare: this checkout's LinkNet without the scanner augmentation "
                         "the old code lacks (the engine's speed-up alone)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="the quick profile's DMTNN: one process of all the threads against "
+                        "one process per thread (train_networks), images/s")
     args = p.parse_args(argv)
+    if args.side_by_side:
+        side_by_side(args.repeats, args.images, args.threads)
+        return
     if args.compare:
         arches = [a for a in args.models if a in ("dmtnn", "linknet")] or ["dmtnn", "linknet"]
         compare(args.compare, arches, args.repeats, args.images, args.batch, args.threads,

@@ -59,7 +59,7 @@ def test_appendix_training_settings_and_rock():
 def test_headline_seeds_per_profile():
     """Notebook 05 trains DMTNN and the CNN over ``loss.headline_seeds`` seeds each."""
     assert {p: load_profile(p).loss.headline_seeds for p in PROFILES} == {
-        "paper": 5, "book": 5, "quick": 3, "ci": 2}
+        "paper": 5, "book": 5, "quick": 2, "ci": 2}
     with pytest.raises(ValueError, match="loss.headline_seeds must be >= 1, got 1, 0"):
         load_profile("ci", loss={"headline_seeds": 0})
 
@@ -68,7 +68,7 @@ def test_strategy_and_appendix_seeds_per_profile():
     """Notebook 06's strategies over ``loss.seeds``; Appendix A over ``appendix.seeds``,
     which defaults to ``loss.seeds``."""
     seeds = {p: (load_profile(p).loss.seeds, load_profile(p).appendix.seeds) for p in PROFILES}
-    assert seeds == {"paper": (3, None), "book": (3, None), "quick": (3, 1), "ci": (1, None)}
+    assert seeds == {"paper": (3, None), "book": (3, None), "quick": (2, 1), "ci": (1, None)}
     assert all(load_profile(p).loss.normalize for p in PROFILES)
     with pytest.raises(ValueError, match="appendix.seeds must be >= 1"):
         load_profile("ci", appendix={"seeds": 0})
@@ -82,7 +82,7 @@ def test_seeds_resolves_each_part_and_its_default():
     """``Config.seeds``: the counts set per part, ``loss.seeds`` where a part's is unset."""
     book, quick = load_profile("book"), load_profile("quick")
     assert [book.seeds(p) for p in SEED_PARTS] == [5, 3, 3, 3]  # treatment, appendix: default
-    assert [quick.seeds(p) for p in SEED_PARTS] == [3, 3, 1, 1]
+    assert [quick.seeds(p) for p in SEED_PARTS] == [2, 2, 1, 1]
     other = load_profile("book", loss={"seeds": 4, "treatment_seeds": 2})
     assert [other.seeds(p) for p in SEED_PARTS] == [5, 4, 2, 4]
     with pytest.raises(ValueError, match="unknown part 'cnn': one of headline, strategies"):

@@ -123,6 +123,11 @@ def test_differences_show_one_score_with_intervals_and_fold_every_row():
     assert "μ (GPa)" in shown and "Paired difference of R2" in shown
     assert "(4 rows)" in fold and "-0.0100 [-0.0150, -0.0050]" in fold and "BCa" in fold
     assert "-0.500 [-0.700, -0.300]" in fold  # each bound to its value's decimals
+    # the seed interval, where the table has one, beside the slabs'
+    seeds = table.assign(**{"difference seed low": [-0.2, -0.03, 0.15, -0.9],
+                            "difference seed high": [1.0, 0.01, 0.25, -0.1]})
+    shown = tables.differences(seeds).data.split("<details")[0]
+    assert "over seeds" in shown and "0.400 [-0.200, 1.000]" in shown
     with pytest.raises(ValueError, match="no rows of score 'RMSE'"):
         tables.differences(table, "RMSE")
     with pytest.raises(KeyError, match="no 'score'"):

@@ -178,6 +178,9 @@ def test_difference_table_verdicts():
     per_seed = [np.abs(g - y["mu"]).mean() - row["b mean"] for g in good["mu"]]
     assert (row["difference seed min"], row["difference seed max"]) == pytest.approx(
         (min(per_seed), max(per_seed)))
+    half = 12.706 * np.std(per_seed, ddof=1) / np.sqrt(2)  # Student's t, one degree of freedom
+    assert (row["difference seed low"], row["difference seed high"]) == pytest.approx(
+        (np.mean(per_seed) - half, np.mean(per_seed) + half), rel=1e-4)
     # "good" does not fit its training images: no verdict for any of its claims
     train = ({"good": {k: np.stack([np.zeros(40)] * 2) for k in y}, "bad": y}, truth)
     d = difference_table(preds, truth, slab, [("good", "bad")], scores=("MAE",), train=train,
@@ -202,6 +205,7 @@ def test_difference_table_verdicts():
     assert row["relative"] == pytest.approx(row["difference"] / row["b mean"])
     assert row["relative low"] < row["relative"] < row["relative high"] < 0
     assert row["relative seed min"] <= row["relative seed max"] < 0
+    assert row["relative seed low"] <= row["relative seed min"] <= row["relative seed high"]
     kept = relative_difference(r, 0.10)
     assert kept["relative low"].iloc[0] == row["relative low"]
     assert kept["margin verdict"].iloc[0] == "supported"
@@ -235,6 +239,14 @@ def test_relative_difference_against_a_margin():
                         "difference seed max": [-0.1, np.nan, -0.08, 0.3, 0, 0.1]})
     assert relative_difference(seeds, 0.10)["margin verdict"].tolist()[:4] == [
         "not separable", "not separable", "contradicted", "not separable"]
+    # and so must the seed interval: mu's seeds -30 % and -20 %, their interval [-40 %, -5 %]
+    spread = t.assign(**{"difference seed min": [-0.6, np.nan, np.nan, np.nan, 0, np.nan],
+                         "difference seed max": [-0.4, np.nan, np.nan, np.nan, 0, np.nan],
+                         "difference seed low": [-0.8, np.nan, np.nan, np.nan, 0, np.nan],
+                         "difference seed high": [-0.1, np.nan, np.nan, np.nan, 0, np.nan]})
+    assert relative_difference(spread, 0.10)["margin verdict"].iloc[0] == "not separable"
+    assert relative_difference(spread.assign(**{"difference seed high": -0.35}), 0.10)[
+        "margin verdict"].iloc[0] == "supported"
     with pytest.raises(ValueError, match="margin"):
         relative_difference(t, -0.1)
 

@@ -10,6 +10,7 @@ from dmtnn.statistics import (
     fit_status,
     paired_difference,
     score_interval,
+    seed_interval,
     seed_scores,
     summarize_seeds,
     verdict,
@@ -108,10 +109,18 @@ def test_seeds_that_disagree_with_the_interval_leave_the_claim_open():
     assert d.low > 0, "the mean over seeds separates"
     assert min(d.seeds.values) < 0 < max(d.seeds.values), "but one seed pair goes the other way"
     assert verdict(d, higher_is_better=True) == "not separable"
-    assert verdict(d, higher_is_better=True, seed_differences=[0.1, 0.2]) == "supported"
-    # the first two seeds alone agree with their interval
+    assert verdict(d, higher_is_better=True, seed_differences=[0.15, 0.16]) == "supported"
+    # the first two seeds both lie on the interval's side (+0.24, +0.34), but two seeds that
+    # far apart do not separate from 0: Student's t with one degree of freedom
     two = paired_difference(r2_score, a[:2], b[:2], t, clusters, n_resamples=N)
-    assert verdict(two, higher_is_better=True) == "supported"
+    assert two.low > 0 and min(two.seeds.values) > 0
+    low, high = seed_interval(two.seeds.values)
+    mean, spread = np.mean(two.seeds.values), np.std(two.seeds.values, ddof=1)
+    assert (low, high) == pytest.approx((mean - 12.706 * spread / np.sqrt(2),
+                                         mean + 12.706 * spread / np.sqrt(2)), rel=1e-4)
+    assert low < 0 and verdict(two, higher_is_better=True) == "not separable"
+    # a seed interval given (e.g. moved by a margin) replaces the one of the values
+    assert verdict(two, higher_is_better=True, seed_bounds=(0.1, 0.5)) == "supported"
     # one seed: nothing to compare with; NaN seeds are not counted
     assert verdict(two, higher_is_better=True, seed_differences=[-0.3]) == "supported"
     assert verdict(two, higher_is_better=True, seed_differences=[0.2, np.nan]) == "supported"

@@ -111,8 +111,8 @@ _SEEDS = ("The mean over the profile's seeds (`loss.headline_seeds`), DMTNN and 
           "trained with the paper's dynamic weights; notebook 05 shows every seed.")
 _PAIRED = ("Paired difference of test R² on the same slices, averaged over seeds, with a 95 % "
            "cluster bootstrap interval over test slabs; the verdict says on which side of 0 "
-           "the interval lies (and every seed with it), or that a network under-fits its "
-           "training data.")
+           "the interval lies (and every seed, and the Student t interval over seeds, with it), "
+           "or that a network under-fits its training data.")
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("rev-porosity", "Fig. 7", "2D porosity REV (µm)", PAPER_REV_UM,

@@ -205,7 +205,8 @@ def folded(full, summary=None, *, label: str = "The full table"):
 
 #: Columns of a paired-difference table shown above the fold by :func:`differences`.
 DIFFERENCE_COLUMNS = ("group", "a", "b", "parameter", "a mean", "b mean", "difference",
-                      "difference low", "difference high", "difference per seed", "verdict",
+                      "difference low", "difference high", "difference per seed",
+                      "over seeds", "over seeds low", "over seeds high", "verdict",
                       "train R2 a", "train R2 b", "clusters")
 
 
@@ -221,7 +222,10 @@ def differences(table: pd.DataFrame, score: str = "R2", *, caption: str | None =
     score : str
         The score shown above the fold (e.g. ``"R2"``); its rows keep the
         columns of :data:`DIFFERENCE_COLUMNS` that the table has, each
-        difference written with its interval, "+0.12 [0.05, 0.20]".
+        difference written with its interval, "+0.12 [0.05, 0.20]", and, where
+        the table has it, the same difference with its seed interval ("over
+        seeds": Student's t over the per-seed differences), which the verdict
+        also needs on one side of 0.
     caption : str, optional
         Of the shown table; default: says what the difference and its interval are.
     label : str
@@ -239,6 +243,10 @@ def differences(table: pd.DataFrame, score: str = "R2", *, caption: str | None =
     if rows.empty:
         raise ValueError(f"differences: no rows of score {score!r}; the table has "
                          f"{sorted(set(full['score']))}")
+    if "difference seed low" in rows.columns:  # the seed interval, written as the slabs' is
+        rows = rows.assign(**{"over seeds": rows["difference"],
+                              "over seeds low": rows["difference seed low"],
+                              "over seeds high": rows["difference seed high"]})
     shown = rows[[c for c in DIFFERENCE_COLUMNS if c in rows.columns]]
     caption = caption or (f"Paired difference of {score} on the same images, a − b: mean over "
                           f"seeds [bootstrap interval over clusters].")

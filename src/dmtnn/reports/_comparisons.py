@@ -70,7 +70,8 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
         Also the difference as a fraction of b's score, with its own cluster
         bootstrap (each resample divided by b's score on it): columns
         ``relative``, ``relative low``, ``relative high`` and ``relative seed
-        min`` / ``max``, which :func:`relative_difference` then uses.
+        min`` / ``max`` and ``relative seed low`` / ``high`` (the seed
+        interval), which :func:`relative_difference` then uses.
 
     Returns
     -------
@@ -79,9 +80,11 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
     ``b seed std`` (each model's score over seeds), ``difference``,
     ``difference low``, ``difference high`` (the interval over clusters),
     ``difference seed std``, ``difference per seed`` (text) and its ``difference
-    seed min`` and ``difference seed max``, ``verdict``
-    (:func:`dmtnn.statistics.verdict`: with several seeds a side needs every
-    seed on it), ``interval`` (the method used),
+    seed min`` and ``difference seed max``, ``difference seed low`` and
+    ``difference seed high`` (the seed interval,
+    :func:`dmtnn.statistics.seed_interval`; NaN with one seed), ``verdict``
+    (:func:`dmtnn.statistics.verdict`: with several seeds a side needs the seed
+    interval and every seed on it), ``interval`` (the method used),
     ``clusters``, ``images``, ``left out``, ``train R2 a`` and ``train R2 b``
     (with ``train``) and ``note`` (why the interval's method differs from the
     one asked for, or why there is none).
@@ -117,6 +120,9 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
                            "difference per seed": _per_seed(d.seeds.values),
                            "difference seed min": min(d.seeds.values),
                            "difference seed max": max(d.seeds.values),
+                           **dict(zip(("difference seed low", "difference seed high"),
+                                      statistics.seed_interval(d.seeds.values, level),
+                                      strict=True)),
                            "verdict": statistics.verdict(
                                d, higher_is_better=HIGHER_IS_BETTER[s],
                                train_scores=fitted or None, fit_threshold=fit_threshold),
@@ -131,6 +137,9 @@ def difference_table(predictions: Predictions, truth: Samples, clusters: np.ndar
                                     "relative high": r.high,
                                     "relative seed min": min(r.seeds.values),
                                     "relative seed max": max(r.seeds.values)})
+                        row.update(zip(("relative seed low", "relative seed high"),
+                                       statistics.seed_interval(r.seeds.values, level),
+                                       strict=True))
                     if train is not None:
                         for m, key in ((a, "train R2 a"), (b, "train R2 b")):
                             row[key] = np.nan if train_r2[m] is None else train_r2[m].mean()
@@ -169,9 +178,10 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
         verdict``: "not decided: under-fit" where ``verdict`` says so, else
         :func:`dmtnn.statistics.verdict` on the relative interval moved by
         ``margin`` ("supported": the whole interval is beyond ``margin`` on
-        a's better side; "contradicted": wholly short of it), and so is every
-        seed's relative difference where the table has them (``relative seed
-        min`` and ``max``, or ``difference seed min`` and ``max``).
+        a's better side; "contradicted": wholly short of it), and so are every
+        seed's relative difference and their seed interval where the table has
+        them (``relative seed min``, ``max``, ``low`` and ``high``, or those of
+        ``difference seed``).
 
     >>> t = pd.DataFrame({"b mean": [2.0], "difference": [-0.5], "difference low": [-0.8],
     ...                   "difference high": [-0.3], "verdict": ["supported"]},
@@ -188,7 +198,7 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
         base = out["b mean"].where(out["b mean"] > 0)
         for col in ("", " low", " high"):
             out[f"relative{col}"] = out[f"difference{col}"] / base
-        for m in ("min", "max"):
+        for m in ("min", "max", "low", "high"):
             if f"difference seed {m}" in out:
                 out[f"relative seed {m}"] = out[f"difference seed {m}"] / base
     higher = [HIGHER_IS_BETTER[s] for s in out.index.get_level_values("score")]
@@ -201,7 +211,9 @@ def relative_difference(table: pd.DataFrame, margin: float) -> pd.DataFrame:
         moved = SimpleNamespace(low=row["relative low"] + shift,
                                 high=row["relative high"] + shift)
         seeds = [row.get(f"relative seed {m}", np.nan) + shift for m in ("min", "max")]
-        verdicts.append(statistics.verdict(moved, higher_is_better=up, seed_differences=seeds))
+        bounds = tuple(row.get(f"relative seed {m}", np.nan) + shift for m in ("low", "high"))
+        verdicts.append(statistics.verdict(moved, higher_is_better=up, seed_differences=seeds,
+                                           seed_bounds=bounds))
     out["margin verdict"] = verdicts
     return out
 
