@@ -48,14 +48,20 @@ def test_regression_samples_drop_unconverged_solves(tiny):
         regression_samples(ds, {}, "train")
 
 
-def test_dmtnn_and_cnn_train_and_predict_in_physical_units(tiny):
+def trained_segmenter(tiny, epochs):
+    """``tiny``'s configuration with ``epochs`` of regression, its training and validation
+    samples (labels from the masks) and a trained LinkNet for DMTNN to sit on."""
     cfg, ds = tiny
-    cfg = replace(cfg, multitask=replace(cfg.multitask, epochs=2))
+    cfg = replace(cfg, multitask=replace(cfg.multitask, epochs=epochs))
     train_segmenter(cfg, ds, "linknet", progress=False)
     labels = fake_labels(ds)
     train, _ = regression_samples(ds, labels, "train")
     val, _ = regression_samples(ds, labels, "val")
-    segmenter, _ = load_segmenter(cfg, "linknet")
+    return cfg, train, val, load_segmenter(cfg, "linknet")[0]
+
+
+def test_dmtnn_and_cnn_train_and_predict_in_physical_units(tiny):
+    cfg, train, val, segmenter = trained_segmenter(tiny, 2)
     runs = {}
     for net, strategy in (("dmtnn", "dynamic"), ("cnn", "1:1:1")):
         extra = {"segmenter": segmenter} if net == "dmtnn" else {}
@@ -138,13 +144,7 @@ def test_train_networks_in_processes_as_one_at_a_time(tiny, tmp_path, monkeypatc
 
     from dmtnn.multitask import parallel_plan, train_networks
 
-    cfg, ds = tiny
-    cfg = replace(cfg, multitask=replace(cfg.multitask, epochs=1))
-    train_segmenter(cfg, ds, "linknet", progress=False)
-    labels = fake_labels(ds)
-    train, _ = regression_samples(ds, labels, "train")
-    val, _ = regression_samples(ds, labels, "val")
-    segmenter, _ = load_segmenter(cfg, "linknet")
+    cfg, train, val, segmenter = trained_segmenter(tiny, 1)
     raw = replace(cfg, loss=replace(cfg.loss, standardize_phi=False))
     jobs = [{"name": "dmtnn", "seed": 0}, {"name": "cnn", "seed": 1},
             {"name": "cnn", "cfg": raw, "tag": "raw"}]
