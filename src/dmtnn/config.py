@@ -259,9 +259,9 @@ class Config:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     # Processes that train regression networks side by side on a CPU
     # (dmtnn.multitask.train_networks), sharing the run's torch threads: 0, one per thread;
-    # 1, one after another. On 2 cores two DMTNN trainings of one thread each do 94.6
-    # images/s together against 69.4 for one of two threads (the quick profile's networks,
-    # bench/compare_worker.py). On a GPU one process trains at a time.
+    # 1, one after another. On 2 cores two DMTNN trainings of one thread each do 90.7
+    # images/s together against 66.9 for one of two threads (medians of 3, the quick
+    # profile's DMTNN: python bench/train.py --side-by-side). On a GPU one process at a time.
     train_workers: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     rev: RevConfig = field(default_factory=RevConfig)

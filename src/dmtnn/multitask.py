@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import logging
 import time
@@ -261,6 +262,9 @@ def _folder(cfg: Config, name: str, strategy: str | None, seed: int, depth: int,
 #: What a job of :func:`train_networks` may set: :func:`train_network`'s arguments, and
 #: ``cfg`` for a job trained under another configuration than the batch's.
 JOB_KEYS = ("name", "strategy", "seed", "depth", "tasks", "tag", "cfg")
+#: The defaults of those arguments, read from :func:`train_network` itself.
+_JOB_DEFAULTS = {k: p.default for k, p in inspect.signature(train_network).parameters.items()
+                 if k in JOB_KEYS and k != "cfg"}
 
 
 def parallel_plan(cfg: Config, jobs: int) -> tuple[int, int]:
@@ -303,25 +307,21 @@ def _start_worker(threads: int, payload: bytes) -> None:
 
 def _train_job(job: dict) -> None:
     w = _WORKER
-    _train_one(job.pop("cfg", None) or w["cfg"], w["train"], w["val"], job, w["segmenter"],
+    _train_one(job.pop("cfg") or w["cfg"], w["train"], w["val"], job, w["segmenter"],
                progress=False)
 
 
 def _train_one(cfg: Config, train_set: Samples, val_set: Samples, job: dict,
                segmenter: nn.Module | None, progress: bool | None) -> FitResult:
-    sits_on = models.network(job.get("name", "dmtnn"), "regression").segmenter
+    sits_on = models.network(job["name"], "regression").segmenter
     return train_network(cfg, train_set, val_set, segmenter=segmenter if sits_on else None,
                          progress=progress, **job)
 
 
-def _job_folder(cfg: Config, job: dict) -> Path:
-    return _folder(job.get("cfg") or cfg, job.get("name", "dmtnn"), job.get("strategy"),
-                   job.get("seed", 0), job.get("depth", 2), job.get("tasks"), job.get("tag", ""))
-
-
-def _done(cfg: Config, job: dict) -> bool:
+def _done(job: dict) -> bool:
+    """Whether a job's run (every argument spelled out, as in a batch) has all its epochs."""
     try:
-        return len(read_history(_job_folder(cfg, job))) >= (job.get("cfg") or cfg).multitask.epochs
+        return len(read_history(_folder(**job))) >= job["cfg"].multitask.epochs
     except (FileNotFoundError, ValueError):
         return False
 
@@ -355,15 +355,16 @@ def train_networks(
     ...
     ValueError: job 0 of train_networks sets 'seeds': a job may set name, strategy, seed, depth, tasks, tag, cfg
     """
-    jobs = [dict(j) for j in jobs]
     for i, job in enumerate(jobs):
         for key in job:
             if key not in JOB_KEYS:
                 raise ValueError(f"job {i} of train_networks sets {key!r}: a job may set "
                                  f"{', '.join(JOB_KEYS)}")
+    # every argument spelled out: train_network's defaults, and the batch's cfg
+    jobs = [{**_JOB_DEFAULTS, **job, "cfg": job.get("cfg") or cfg} for job in jobs]
     workers, threads = parallel_plan(cfg, len(jobs))
     # one process per run folder: a job given twice (Appendix A's depth 2 is its MTNN) trains once
-    todo = list({_job_folder(cfg, job): job for job in jobs if not _done(cfg, job)}.values())
+    todo = list({_folder(**job): job for job in jobs if not _done(job)}.values())
     if workers > 1 and len(todo) > 1:
         buffer = io.BytesIO()
         torch.save({"cfg": cfg, "train": train_set, "val": val_set, "segmenter": segmenter},
@@ -379,18 +380,18 @@ def train_networks(
                 try:
                     future.result()
                 except Exception as err:
-                    shown = {k: v for k, v in job.items() if k != "cfg"}
+                    shown = {k: v for k, v in job.items() if k != "cfg" and v is not None}
                     raise RuntimeError(
                         f"training {shown} in a worker process failed: {err!r}. The runs "
                         f"finished so far and the checkpoints of the others are kept; run "
                         f"again to resume, or set train_workers=1 to train one at a time "
                         f"in this process") from err
-                bar.set_postfix_str(f"{job.get('name', 'dmtnn')} seed {job.get('seed', 0)}")
+                bar.set_postfix_str(f"{job['name']} seed {job['seed']}")
                 bar.update()
         bar.close()
     with _torch_threads(threads):  # read back; trains here what no process trained
-        return [_train_one(job.pop("cfg", None) or cfg, train_set, val_set, job, segmenter,
-                           progress) for job in jobs]
+        return [_train_one(job.pop("cfg"), train_set, val_set, job, segmenter, progress)
+                for job in jobs]
 
 
 def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
