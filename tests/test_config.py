@@ -89,9 +89,13 @@ def test_seeds_resolves_each_part_and_its_default():
         book.seeds("cnn")
 
 
-def test_train_workers_default_and_refusal():
-    """``train_workers``: 0 (one per thread) in every profile; a negative count is refused."""
+def test_train_workers_and_threads_defaults_and_refusal():
+    """``train_workers`` 0 (as many as the threads hold) and ``train_threads`` 1 in every
+    profile; a negative count of either is refused."""
     assert {load_profile(p).train_workers for p in PROFILES} == {0}
+    assert {load_profile(p).train_threads for p in PROFILES} == {1}
     assert load_profile("ci", train_workers=1).train_workers == 1
-    with pytest.raises(ValueError, match="train_workers must be >= 0"):
-        load_profile("ci", train_workers=-1)
+    assert load_profile("ci", train_threads=0).train_threads == 0
+    for key in ("train_workers", "train_threads"):
+        with pytest.raises(ValueError, match="train_workers and train_threads must be >= 0"):
+            load_profile("ci", **{key: -1})

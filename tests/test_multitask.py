@@ -138,14 +138,16 @@ def test_best_alternative_by_the_validation_loss_of_the_kept_epoch():
 
 
 def test_train_networks_in_processes_as_one_at_a_time(tiny, tmp_path, monkeypatch):
-    """Two processes of one thread each train the same networks, bit for bit, as one process
-    of one thread; each job under its own configuration, DMTNN on the segmenter passed."""
+    """Two processes of one thread each train the same networks, bit for bit, as one
+    process of two threads training them one at a time (each on ``train_threads``, one);
+    each job under its own configuration, DMTNN on the segmenter passed."""
     from concurrent.futures import ProcessPoolExecutor
     from unittest import mock
 
     import torch
 
-    from dmtnn.multitask import parallel_plan, train_networks
+    from dmtnn.multitask import train_networks
+    from dmtnn.parallel import plan
 
     cfg, train, val, segmenter = trained_segmenter(tiny, 1)
     raw = replace(cfg, loss=replace(cfg.loss, standardize_phi=False))
@@ -154,16 +156,15 @@ def test_train_networks_in_processes_as_one_at_a_time(tiny, tmp_path, monkeypatc
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert parallel_plan(cfg, len(jobs)) == (2, 1)
-        assert parallel_plan(cfg, 1) == (1, 2)
-        with mock.patch("dmtnn.multitask.ProcessPoolExecutor", wraps=ProcessPoolExecutor) as pool:
+        assert plan(cfg, len(jobs)) == (2, 1)
+        with mock.patch("dmtnn.parallel.ProcessPoolExecutor", wraps=ProcessPoolExecutor) as pool:
             side = train_networks(cfg, train, val, jobs, segmenter=segmenter, progress=False)
         assert pool.call_args.args[0] == 2  # trained in two processes, not here
-        torch.set_num_threads(1)
+        # one at a time, here, in a process of two threads: each still trains on one
         monkeypatch.setenv("DMTNN_ARTIFACTS", str(tmp_path / "one-at-a-time"))
         one = replace(cfg, train_workers=1)
-        assert parallel_plan(one, len(jobs)) == (1, 1)
-        with mock.patch("dmtnn.multitask.ProcessPoolExecutor", wraps=ProcessPoolExecutor) as pool:
+        assert plan(one, len(jobs)) == (1, 1)
+        with mock.patch("dmtnn.parallel.ProcessPoolExecutor", wraps=ProcessPoolExecutor) as pool:
             alone = train_networks(one, train, val, jobs, segmenter=segmenter, progress=False)
         assert not pool.called
     finally:

@@ -191,3 +191,13 @@ def read_history(folder: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no training history {path}: train the model first")
     return pd.read_csv(path)
+
+
+def finished(folder: str | Path, epochs: int) -> bool:
+    """Whether the run in ``folder`` has a history of at least ``epochs`` epochs (a batch
+    reads such a run back instead of training it; a run under another configuration is
+    still retrained by the training loop)."""
+    try:
+        return len(read_history(folder)) >= epochs
+    except (FileNotFoundError, ValueError):
+        return False

@@ -257,11 +257,17 @@ class Config:
 
     profile: str = "paper"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    # Processes that train regression networks side by side on a CPU
-    # (dmtnn.multitask.train_networks), sharing the run's torch threads: 0, one per thread;
-    # 1, one after another. On 2 cores two DMTNN trainings of one thread each do 90.7
-    # images/s together against 66.9 for one of two threads (medians of 3, the quick
-    # profile's DMTNN: python bench/train.py --side-by-side). On a GPU one process at a time.
+    # Torch threads each network trains on, on a CPU (dmtnn.parallel). The backward pass
+    # splits its sums among the threads, so the trained weights depend on this count: with
+    # the run's threads instead, clean-clone quick runs on 1 and 2 threads differed in every
+    # network that sits on LinkNet. A fixed count gives the same numbers on any machine.
+    # 0: a lone network takes all the run's threads (faster; numbers depend on the machine).
+    train_threads: int = 1
+    # Processes that train networks side by side on a CPU (dmtnn.parallel.side_by_side),
+    # each on train_threads threads: 0, as many as the run's threads hold; 1, one after
+    # another. On 2 cores two DMTNN trainings of one thread each do 90.7 images/s together
+    # against 66.9 for one of two threads (medians of 3, the quick profile's DMTNN:
+    # python bench/train.py --side-by-side). On a GPU one process at a time.
     train_workers: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     rev: RevConfig = field(default_factory=RevConfig)
@@ -469,9 +475,9 @@ def _validate(cfg: Config) -> None:
         if t.warmup < 0 or t.warmup >= t.epochs:
             raise ValueError(f"{name}.warmup must be >= 0 and below {name}.epochs "
                              f"({t.epochs}), got {t.warmup}")
-    if cfg.train_workers < 0:
-        raise ValueError(f"train_workers must be >= 0 (0: one per thread), got "
-                         f"{cfg.train_workers}")
+    if cfg.train_workers < 0 or cfg.train_threads < 0:
+        raise ValueError(f"train_workers and train_threads must be >= 0 (0: as the run's "
+                         f"threads allow), got {cfg.train_workers} and {cfg.train_threads}")
     if cfg.loss.seeds < 1 or cfg.loss.headline_seeds < 1:
         raise ValueError(f"loss.seeds and loss.headline_seeds must be >= 1, got "
                          f"{cfg.loss.seeds}, {cfg.loss.headline_seeds}")

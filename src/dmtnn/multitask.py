@@ -22,7 +22,7 @@ paper does (:func:`regression_tasks`).
   built at the configuration's ``width`` and ``head_width`` as
   :attr:`dmtnn.models.Network.scaling` says;
 - :func:`train_networks`: several of them (seeds, strategies, variants) side by
-  side, in processes that share the CPU's threads (:func:`parallel_plan`);
+  side, in processes that share the CPU's threads (:mod:`dmtnn.parallel`);
 - :func:`trained_parameters`: the parameter counts of a trained network, for
   the tables that report it;
 - :func:`segment_then_simulate`: the two baselines the paper lacks (porosity
@@ -36,32 +36,25 @@ The tables that score them (R2 per method, rock, split or strategy) are in
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
-import io
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
-from tqdm import tqdm
 
-from dmtnn import models, weighting
-from dmtnn.checkpoints import read_history, run_folder
+from dmtnn import models, parallel, weighting
+from dmtnn.checkpoints import finished, run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
 from dmtnn.data.fem_labels import label_chunk, solver_settings
 from dmtnn.data.layout import cluster_ids
 from dmtnn.samples import Samples, Task
-from dmtnn.settings import resolve_device, show_progress
 from dmtnn.train import FitResult, fit, predict, seed_everything
 
 __all__ = [
@@ -72,7 +65,6 @@ __all__ = [
     "build_network",
     "train_network",
     "train_networks",
-    "parallel_plan",
     "JOB_KEYS",
     "trained_parameters",
     "predict_parameters",
@@ -244,8 +236,9 @@ def train_network(
         w = weighting.build("fixed", [t.name for t in chosen])
     else:
         w = weighting.from_config(cfg, strategy, [t.name for t in REGRESSION])
-    return fit(net, chosen, train_set, val_set, tc, folder, device=cfg.device, weighting=w,
-               on_mismatch="restart", progress=progress)
+    with parallel.network_threads(cfg):
+        return fit(net, chosen, train_set, val_set, tc, folder, device=cfg.device, weighting=w,
+                   on_mismatch="restart", progress=progress)
 
 
 def _folder(cfg: Config, name: str, strategy: str | None, seed: int, depth: int, tasks,
@@ -267,48 +260,10 @@ _JOB_DEFAULTS = {k: p.default for k, p in inspect.signature(train_network).param
                  if k in JOB_KEYS and k != "cfg"}
 
 
-def parallel_plan(cfg: Config, jobs: int) -> tuple[int, int]:
-    """How :func:`train_networks` trains ``jobs`` networks: (processes, torch threads each).
+def _train_job(shared: dict, job: dict) -> None:
+    _train_one(job.pop("cfg") or shared["cfg"], shared["train"], shared["val"], job,
+               shared["segmenter"], progress=False)
 
-    On a CPU the run's torch threads (``OMP_NUM_THREADS``, else one per core)
-    are shared among ``min(cfg.train_workers or threads, jobs, threads)``
-    processes; on a GPU one process trains at a time. The threads of a job
-    depend on the batch's size and the run's threads only, never on which
-    jobs are already done, so a resumed batch computes the same numbers.
-
-    >>> from dmtnn.config import load_profile
-    >>> parallel_plan(load_profile("ci", device="cpu", train_workers=1), 6)[0]
-    1
-    """
-    threads = torch.get_num_threads()
-    if resolve_device(cfg.device).type != "cpu":
-        return 1, threads
-    workers = max(1, min(cfg.train_workers or threads, jobs, threads))
-    return workers, max(1, threads // workers)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-_WORKER: dict = {}  # a training process's batch: cfg, splits, segmenter (_start_worker)
-
-
-def _start_worker(threads: int, payload: bytes) -> None:
-    torch.set_num_threads(threads)
-    _WORKER.update(torch.load(io.BytesIO(payload), weights_only=False))
-
-
-def _train_job(job: dict) -> None:
-    w = _WORKER
-    _train_one(job.pop("cfg") or w["cfg"], w["train"], w["val"], job, w["segmenter"],
-               progress=False)
 
 
 def _train_one(cfg: Config, train_set: Samples, val_set: Samples, job: dict,
@@ -316,14 +271,6 @@ def _train_one(cfg: Config, train_set: Samples, val_set: Samples, job: dict,
     sits_on = models.network(job["name"], "regression").segmenter
     return train_network(cfg, train_set, val_set, segmenter=segmenter if sits_on else None,
                          progress=progress, **job)
-
-
-def _done(job: dict) -> bool:
-    """Whether a job's run (every argument spelled out, as in a batch) has all its epochs."""
-    try:
-        return len(read_history(_folder(**job))) >= job["cfg"].multitask.epochs
-    except (FileNotFoundError, ValueError):
-        return False
 
 
 def train_networks(
@@ -341,8 +288,8 @@ def train_networks(
     ``name``, ``strategy``, ``seed``, ``depth``, ``tasks``, ``tag``, and
     ``cfg`` where a job's configuration differs from ``cfg``); ``segmenter``
     goes to the jobs whose network sits on it. The jobs are shared among
-    :func:`parallel_plan`'s processes (spawned, each with its share of the
-    torch threads), started in the order given: put the longest first. Each
+    :func:`dmtnn.parallel.plan`'s processes (spawned; each trains on
+    ``cfg.train_threads`` threads), started in the order given: put the longest first. Each
     process writes its run's checkpoints as :func:`train_network` does, so a
     killed batch resumes where each run stopped; the results are then read
     back here, in the order of ``jobs``. A job trains with the same number of
@@ -362,36 +309,18 @@ def train_networks(
                                  f"{', '.join(JOB_KEYS)}")
     # every argument spelled out: train_network's defaults, and the batch's cfg
     jobs = [{**_JOB_DEFAULTS, **job, "cfg": job.get("cfg") or cfg} for job in jobs]
-    workers, threads = parallel_plan(cfg, len(jobs))
     # one process per run folder: a job given twice (Appendix A's depth 2 is its MTNN) trains once
-    todo = list({_folder(**job): job for job in jobs if not _done(job)}.values())
-    if workers > 1 and len(todo) > 1:
-        buffer = io.BytesIO()
-        torch.save({"cfg": cfg, "train": train_set, "val": val_set, "segmenter": segmenter},
-                   buffer)
-        bar = tqdm(total=len(todo), desc="networks", unit="run",
-                   disable=not show_progress(progress))
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"),
-                                 initializer=_start_worker,
-                                 initargs=(threads, buffer.getvalue())) as pool:
-            futures = {pool.submit(_train_job, job): job for job in todo}
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    future.result()
-                except Exception as err:
-                    shown = {k: v for k, v in job.items() if k != "cfg" and v is not None}
-                    raise RuntimeError(
-                        f"training {shown} in a worker process failed: {err!r}. The runs "
-                        f"finished so far and the checkpoints of the others are kept; run "
-                        f"again to resume, or set train_workers=1 to train one at a time "
-                        f"in this process") from err
-                bar.set_postfix_str(f"{job['name']} seed {job['seed']}")
-                bar.update()
-        bar.close()
-    with _torch_threads(threads):  # read back; trains here what no process trained
+    todo = list({_folder(**job): job for job in jobs if not finished(_folder(**job), job["cfg"].multitask.epochs)}.values())
+    _, threads = parallel.side_by_side(
+        cfg, _train_job, {"cfg": cfg, "train": train_set, "val": val_set, "segmenter": segmenter},
+        todo, batch=len(jobs), describe=_describe, progress=progress)
+    with parallel.thread_count(threads):  # read back; trains here what no process trained
         return [_train_one(job.pop("cfg"), train_set, val_set, job, segmenter, progress)
                 for job in jobs]
+
+
+def _describe(job: dict) -> str:
+    return str({k: v for k, v in job.items() if k != "cfg" and v is not None})
 
 
 def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
@@ -400,9 +329,10 @@ def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict
     A single-task network gives its own parameter only.
     """
     tasks = [t for t in REGRESSION if f"train {t.name} loss" in result.history]
-    return predict(result.model, gray, tasks, result.scales,
-                   batch_size=cfg.multitask.batch_size, device=cfg.device,
-                   precision=cfg.multitask.precision)
+    with parallel.network_threads(cfg):  # the same bits on any machine
+        return predict(result.model, gray, tasks, result.scales,
+                       batch_size=cfg.multitask.batch_size, device=cfg.device,
+                       precision=cfg.multitask.precision)
 
 
 def trained_parameters(result: FitResult | nn.Module) -> dict[str, int]:

@@ -5,7 +5,8 @@ cross-entropy on the threshold labels, then frozen inside DMTNN. Here:
 
 - :func:`train_segmenter` trains LinkNet (or the U-Net baseline) through the
   one training loop (:func:`dmtnn.train.fit`) on a dataset's train split,
-  selecting the epoch by validation pixel accuracy;
+  selecting the epoch by validation pixel accuracy; :func:`train_segmenters`
+  trains several side by side (:mod:`dmtnn.parallel`);
 - :func:`load_segmenter` gives the trained network back to later notebooks;
 - :func:`threshold_baseline` is the classical method: Otsu's threshold of each
   grayscale image itself;
@@ -17,15 +18,16 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from dmtnn import models
-from dmtnn.checkpoints import load_checkpoint, run_folder
+from dmtnn import models, parallel
+from dmtnn.checkpoints import finished, load_checkpoint, run_folder
 from dmtnn.config import Config
 from dmtnn.data.dataset import Dataset
 from dmtnn.data.scanners import scanner_slices
@@ -40,6 +42,8 @@ __all__ = [
     "segmentation_samples",
     "segmenter_kwargs",
     "train_segmenter",
+    "train_segmenters",
+    "SEGMENTER_JOB_KEYS",
     "load_segmenter",
     "segment",
     "threshold_baseline",
@@ -87,13 +91,65 @@ def train_segmenter(
     The run lives in ``artifacts/<profile>/models/segmenter-<arch>`` (or
     ``models/<name>``: a variant such as the paper's input handling,
     ``cfg.segmenter`` changed). A run made under another configuration or
-    other data is started afresh.
+    other data is started afresh. It trains on ``cfg.train_threads`` threads
+    (:mod:`dmtnn.parallel`).
     """
+    return _fit_segmenter(cfg, segmentation_samples(ds, "train"), segmentation_samples(ds, "val"),
+                          arch, name, progress)
+
+
+def _fit_segmenter(cfg: Config, train_set: Samples, val_set: Samples, arch: str,
+                   name: str | None, progress: bool | None) -> FitResult:
     model = _build(cfg, arch)
     folder = run_folder(cfg, name or f"segmenter-{arch}")
+    with parallel.network_threads(cfg):
+        return fit(model, SEGMENTATION, train_set, val_set, cfg.segmenter, folder,
+                   device=cfg.device, on_mismatch="restart", progress=progress)
+
+
+#: What a job of :func:`train_segmenters` may set: :func:`train_segmenter`'s ``arch`` and
+#: ``name``, and ``cfg`` for a variant trained under another configuration.
+SEGMENTER_JOB_KEYS = ("arch", "name", "cfg")
+
+
+def train_segmenters(cfg: Config, ds: Dataset, jobs: Sequence[Mapping[str, Any]], *,
+                     progress: bool | None = None) -> list[FitResult]:
+    """Train several segmenters (LinkNet, the U-Net, variants) side by side on a CPU.
+
+    Each job is a dict of :data:`SEGMENTER_JOB_KEYS` (``arch``, default
+    ``"linknet"``; ``name``; ``cfg`` where the job's configuration differs
+    from ``cfg``). The jobs are shared among :func:`dmtnn.parallel.plan`'s
+    processes, started in the order given (put the longest first); each
+    writes its run as :func:`train_segmenter` does, and the runs are read
+    back here in the order of ``jobs``, with the same numbers as one at a time.
+
+    >>> from dmtnn.config import load_profile
+    >>> train_segmenters(load_profile("ci"), None, [{"arch": "unet", "epochs": 2}])
+    Traceback (most recent call last):
+    ...
+    ValueError: job 0 of train_segmenters sets 'epochs': a job may set arch, name, cfg
+    """
+    for i, job in enumerate(jobs):
+        for key in job:
+            if key not in SEGMENTER_JOB_KEYS:
+                raise ValueError(f"job {i} of train_segmenters sets {key!r}: a job may set "
+                                 f"{', '.join(SEGMENTER_JOB_KEYS)}")
+    jobs = [{"arch": "linknet", "name": None, **job, "cfg": job.get("cfg") or cfg} for job in jobs]
     train_set, val_set = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
-    return fit(model, SEGMENTATION, train_set, val_set, cfg.segmenter, folder, device=cfg.device,
-               on_mismatch="restart", progress=progress)
+    todo = [job for job in jobs if not finished(
+        run_folder(job["cfg"], job["name"] or f"segmenter-{job['arch']}"), job["cfg"].segmenter.epochs)]
+    _, threads = parallel.side_by_side(
+        cfg, _segmenter_job, {"train": train_set, "val": val_set}, todo, batch=len(jobs),
+        describe=lambda job: job["name"] or f"segmenter-{job['arch']}", desc="segmenters",
+        progress=progress)
+    with parallel.thread_count(threads):  # read back; trains here what no process trained
+        return [_fit_segmenter(job["cfg"], train_set, val_set, job["arch"], job["name"], progress)
+                for job in jobs]
+
+
+def _segmenter_job(shared: dict, job: dict) -> None:
+    _fit_segmenter(job["cfg"], shared["train"], shared["val"], job["arch"], job["name"],
+                   progress=False)
 
 
 def load_segmenter(cfg: Config, arch: str = "linknet") -> tuple[nn.Module, dict]:
@@ -142,14 +198,15 @@ def segment(model: nn.Module, scales: dict, gray: np.ndarray, cfg: Config) -> np
         inverted contrast. For images of any size and pixel size, use
         :func:`dmtnn.predict.predict_stack` (resampling, windows).
     cfg : Config
-        Batch size and device.
+        Batch size, device and threads (``train_threads``: :mod:`dmtnn.parallel`).
     """
     gray, _ = as_uint8_stack(gray, "gray")
     check_side(gray, _MULTIPLE.get(type(model).__name__, 32), "gray",
                " dmtnn.predict.predict_stack tiles images of any size into windows of the "
                "trained size.")
-    masks = predict(model, gray, SEGMENTATION, scales, batch_size=cfg.segmenter.batch_size,
-                    device=cfg.device, precision=cfg.segmenter.precision)["mask"]
+    with parallel.network_threads(cfg):  # the same bits on any machine
+        masks = predict(model, gray, SEGMENTATION, scales, batch_size=cfg.segmenter.batch_size,
+                        device=cfg.device, precision=cfg.segmenter.precision)["mask"]
     flagged = contrast_warning(gray, masks, "gray")
     if flagged:
         warnings.warn(flagged, ImageWarning, stacklevel=2)
