@@ -13,6 +13,7 @@ from dmtnn.statistics import (
     seed_interval,
     seed_scores,
     summarize_seeds,
+    time_verdict,
     verdict,
 )
 
@@ -231,3 +232,16 @@ def test_relative_difference_is_a_ratio_per_resample():
     # a constant shift of both errors' scale leaves the ratio, not the difference
     scaled = paired_difference(mae, 3 * a, 3 * b, 3 * t, clusters, n_resamples=N, relative=True)
     assert (scaled.value, scaled.low, scaled.high) == pytest.approx((d.value, d.low, d.high))
+
+
+def test_time_verdict_takes_a_side_only_beyond_the_margin():
+    """FEM 233 s against a 200 s training (quick, one thread) and 169 s against 184 s (two
+    threads) took opposite sides under "the longer wins"; within a factor 2 neither does."""
+    assert time_verdict(233.0, 200.0) == time_verdict(169.0, 184.0) == "not separable"
+    assert time_verdict(401.0, 200.0) == "supported"
+    assert time_verdict(99.0, 200.0) == "contradicted"
+    assert time_verdict(300.0, 200.0, margin=1.2) == "supported"
+    assert time_verdict(400.0, 200.0) == "not separable"  # exactly twice is not beyond it
+    for bad in ((0.0, 1.0, 2.0), (1.0, -1.0, 2.0), (1.0, 1.0, 0.5)):
+        with pytest.raises(ValueError, match="times must be positive and margin >= 1"):
+            time_verdict(*bad)

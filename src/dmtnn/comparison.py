@@ -161,7 +161,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("table1-time", "Table 1", "FEM labelling vs DMTNN training time", None,
           "FEM costs more than training", "05_dmtnn",
           "Our FEM is a preconditioned solver on the same machine as the training; the paper's "
-          "ran on a multi-core CPU against a GPU for training."),
+          "ran on a multi-core CPU against a GPU for training. A side is taken only when one "
+          "time is more than twice the other (dmtnn.statistics.TIME_MARGIN): nearer than "
+          "that, the thread count or the load can reverse the order."),
     *(Claim(f"fig13-{s.replace(':', '-')}-{k}", "Fig. 13",
             f"{s} weights: training R² of {name}, last epoch", PAPER_WEIGHTS_R2[s][k],
             f"about {PAPER_WEIGHTS_R2[s][k]:.2f} after 100 epochs", "06_weights",

@@ -74,7 +74,8 @@ def device_name() -> str:
     """The accelerator the kernels will use, in words.
 
     On a CPU, the cores, and the threads torch computes on where they are
-    fewer (``OMP_NUM_THREADS``, ``DMTNN_THREADS``): a run's times depend on them.
+    fewer (``OMP_NUM_THREADS``): a run's times depend on them (its numbers do not:
+    :mod:`dmtnn.parallel`).
     """
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA)"

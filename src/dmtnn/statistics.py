@@ -77,6 +77,8 @@ __all__ = [
     "paired_difference",
     "fit_status",
     "verdict",
+    "TIME_MARGIN",
+    "time_verdict",
 ]
 
 #: A network fits its training data when its training R2 (mean over seeds) reaches this.
@@ -91,6 +93,12 @@ N_RESAMPLES = 2000
 
 #: The four verdicts on a claim "a is better than b", in the order tables list them.
 VERDICTS = ("supported", "contradicted", "not separable", "not decided: under-fit")
+
+#: How many times longer one step must take than another before a claim about their times
+#: takes a side. Wall times on one machine move with the threads and the load: the quick
+#: profile's FEM labelling took 233 s on one thread and 169 s on two, and a DMTNN run 200 s
+#: alone on one thread against 184 s beside another run (clean-clone runs of e9c94da).
+TIME_MARGIN = 2.0
 
 _METHODS = ("BCa", "percentile", "basic")
 
@@ -536,5 +544,26 @@ def verdict(diff: Interval, *, higher_is_better: bool, train_scores=None,
     if a_better:
         return VERDICTS[0]
     if b_better:
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+def time_verdict(a_seconds: float, b_seconds: float, margin: float = TIME_MARGIN) -> str:
+    """The verdict on the claim "step a takes longer than step b" from their measured times.
+
+    A side is taken only when one time exceeds the other by more than ``margin``
+    times (:data:`TIME_MARGIN`): nearer than that, another thread count or load
+    on the same machine could reverse the order.
+
+    >>> time_verdict(600.0, 200.0), time_verdict(233.0, 200.0), time_verdict(169.0, 400.0)
+    ('supported', 'not separable', 'contradicted')
+    """
+    if not (a_seconds > 0 and b_seconds > 0 and margin >= 1):
+        raise ValueError(f"times must be positive and margin >= 1, got {a_seconds}, "
+                         f"{b_seconds} and {margin}")
+    ratio = a_seconds / b_seconds
+    if ratio > margin:
+        return VERDICTS[0]
+    if ratio < 1 / margin:
         return VERDICTS[1]
     return VERDICTS[2]
