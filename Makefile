@@ -81,8 +81,10 @@ nbtest: venv
 # nbval re-executes the ci notebooks and compares the cells marked
 # # NBVAL_CHECK_OUTPUT with the references in tests/notebooks/: the data, the FEM
 # labels and the parameter counts, which are bit-reproducible. Trained results are
-# not checked: on the CPU they change with the thread count (1 vs 2 threads moved
-# the ci DMTNN's test R2 of phi from -2.18 to -2.93). After an intended change:
+# not checked: they no longer change with the thread count (each network trains on
+# Config.train_threads: dmtnn.parallel; 1 vs 2 threads used to move the ci DMTNN's
+# test R2 of phi from -2.18 to -2.93), but oneDNN picks its kernels by the CPU's
+# instruction set, so another CPU may round them otherwise. After an intended change:
 # `make nbref` and commit tests/notebooks/.
 nbval: nbtest
 	DMTNN_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \

@@ -47,11 +47,11 @@ def test_network_threads_sets_and_restores_the_count():
 
     cfg = load_profile("ci", device="cpu")
     with thread_count(2):
-        with network_threads(cfg):
-            assert torch.get_num_threads() == 1
+        with network_threads(cfg) as lanes:  # two batches of a prediction at once
+            assert torch.get_num_threads() == 1 and lanes == 2
         assert torch.get_num_threads() == 2
-        with network_threads(replace(cfg, train_threads=0)):
-            assert torch.get_num_threads() == 2
+        with network_threads(replace(cfg, train_threads=0)) as lanes:
+            assert torch.get_num_threads() == 2 and lanes == 1
 
 
 def test_predictions_are_the_same_bits_on_one_thread_and_two(tiny):
@@ -70,6 +70,24 @@ def test_predictions_are_the_same_bits_on_one_thread_and_two(tiny):
 
     one, two = outputs(1), outputs(2)
     assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+def test_prediction_lanes_give_the_bits_of_one_batch_at_a_time(tiny_cfg):
+    """``predict(lanes=3)`` computes three batches at once in threads of its own, torch on
+    one thread: the same bits as one batch after another, in order."""
+    from dmtnn.multitask import REGRESSION, build_network
+    from dmtnn.train import predict
+
+    cfg = replace(tiny_cfg, device="cpu")
+    torch.manual_seed(0)
+    net = build_network(cfg, "cnn").eval()
+    side = cfg.data.image_size
+    gray = np.random.default_rng(0).integers(0, 256, (37, side, side), dtype=np.uint8)
+    scales = {"input": (0.5, 0.2), **{t.name: (1.0, 2.0) for t in REGRESSION}}
+    with thread_count(1):
+        one, three = (predict(net, gray, REGRESSION, scales, batch_size=8, device="cpu",
+                              lanes=lanes) for lanes in (1, 3))
+    assert all(np.array_equal(one[k], three[k]) and one[k].shape == (37,) for k in one)
 
 
 def test_segmenters_side_by_side_as_one_at_a_time(tiny, tmp_path, monkeypatch):

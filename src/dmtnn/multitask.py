@@ -265,7 +265,6 @@ def _train_job(shared: dict, job: dict) -> None:
                shared["segmenter"], progress=False)
 
 
-
 def _train_one(cfg: Config, train_set: Samples, val_set: Samples, job: dict,
                segmenter: nn.Module | None, progress: bool | None) -> FitResult:
     sits_on = models.network(job["name"], "regression").segmenter
@@ -329,10 +328,10 @@ def predict_parameters(result: FitResult, gray: np.ndarray, cfg: Config) -> dict
     A single-task network gives its own parameter only.
     """
     tasks = [t for t in REGRESSION if f"train {t.name} loss" in result.history]
-    with parallel.network_threads(cfg):  # the same bits on any machine
+    with parallel.network_threads(cfg) as lanes:  # the same bits on any machine
         return predict(result.model, gray, tasks, result.scales,
                        batch_size=cfg.multitask.batch_size, device=cfg.device,
-                       precision=cfg.multitask.precision)
+                       precision=cfg.multitask.precision, lanes=lanes)
 
 
 def trained_parameters(result: FitResult | nn.Module) -> dict[str, int]:

@@ -204,9 +204,10 @@ def segment(model: nn.Module, scales: dict, gray: np.ndarray, cfg: Config) -> np
     check_side(gray, _MULTIPLE.get(type(model).__name__, 32), "gray",
                " dmtnn.predict.predict_stack tiles images of any size into windows of the "
                "trained size.")
-    with parallel.network_threads(cfg):  # the same bits on any machine
+    with parallel.network_threads(cfg) as lanes:  # the same bits on any machine
         masks = predict(model, gray, SEGMENTATION, scales, batch_size=cfg.segmenter.batch_size,
-                        device=cfg.device, precision=cfg.segmenter.precision)["mask"]
+                        device=cfg.device, precision=cfg.segmenter.precision,
+                        lanes=lanes)["mask"]
     flagged = contrast_warning(gray, masks, "gray")
     if flagged:
         warnings.warn(flagged, ImageWarning, stacklevel=2)

@@ -73,6 +73,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -665,7 +666,6 @@ def _scheduler(optimizer, tc: TrainConfig, steps_per_epoch: int):
 # -- inference ---------------------------------------------------------------------
 
 
-@torch.no_grad()
 def predict(
     model: nn.Module,
     gray: np.ndarray,
@@ -675,13 +675,17 @@ def predict(
     batch_size: int = 32,
     device: str = "auto",
     precision: str = "auto",
+    lanes: int = 1,
 ) -> dict[str, np.ndarray]:
     """Predictions of a trained model for grayscale slices (N, H, W) uint8.
 
     Returns per task: a 0/1 mask stack (N, H, W) uint8 (1 = grain) for a
     segmentation, values (N,) in the target's units for a regression.
     ``precision`` is the training's (``TrainConfig.precision``): bf16
-    autocast and channels_last where it resolves to bf16.
+    autocast and channels_last where it resolves to bf16. ``lanes`` batches
+    are computed at once on a CPU, each in a thread of its own, so that torch
+    may stay on one thread and every batch gives the bits it gives alone
+    (:func:`dmtnn.parallel.network_threads` says how many).
     """
     gray = np.asarray(gray)
     if gray.ndim == 2:
@@ -694,18 +698,27 @@ def predict(
     if dtype is not None:
         model.to(memory_format=torch.channels_last)
     data = SplitTensors(torch.from_numpy(np.ascontiguousarray(gray)), {}, scales["input"], dev)
-    out = {t.name: [] for t in tasks}
-    for i in range(0, len(gray), batch_size):
-        idx = torch.arange(i, min(i + batch_size, len(gray)))
-        with _autocast(dev, dtype):
+
+    def batch(start: int) -> dict[str, np.ndarray]:
+        idx = torch.arange(start, min(start + batch_size, len(gray)))
+        with torch.no_grad(), _autocast(dev, dtype):  # both are per thread
             y = model(_inputs(data, idx, channels_last=dtype is not None))
         if not isinstance(y, Mapping):
             y = {tasks[0].name: y}
+        out = {}
         for t in tasks:
             v = y[t.name].float()
             if t.kind == "segmentation":
-                out[t.name].append((v[:, 0] > 0).to(torch.uint8).cpu().numpy())
+                out[t.name] = (v[:, 0] > 0).to(torch.uint8).cpu().numpy()
             else:
                 mean, std = scales.get(t.name, (0.0, 1.0))
-                out[t.name].append(v.reshape(-1).cpu().numpy() * std + mean)
-    return {k: np.concatenate(v) for k, v in out.items()}
+                out[t.name] = v.reshape(-1).cpu().numpy() * std + mean
+        return out
+
+    starts = range(0, len(gray), batch_size)
+    if lanes > 1 and dev.type == "cpu" and len(starts) > 1:
+        with ThreadPoolExecutor(min(lanes, len(starts))) as pool:
+            parts = list(pool.map(batch, starts))
+    else:
+        parts = [batch(i) for i in starts]
+    return {t.name: np.concatenate([p[t.name] for p in parts]) for t in tasks}
