@@ -13,8 +13,8 @@ So every network trains and predicts on ``Config.train_threads`` threads (1
 in every profile) whatever the machine has (:func:`network_threads`), and
 the run's other threads train other networks at the same time, in spawned
 processes (``Config.train_workers``). The same seed then gives the same
-numbers on 1, 2 or 16 threads; a machine with more threads finishes a batch
-sooner. A prediction uses the cores another way: it computes as many batches
+numbers whatever the machine's thread count (clean-clone quick runs on 1 and 2
+threads are bit-equal); a machine with more threads finishes a batch sooner. A prediction uses the cores another way: it computes as many batches
 at once as the run's threads hold, each in a thread of its own with torch on
 one (:func:`dmtnn.train.predict`'s ``lanes``), which gives the bits of one
 batch after another (quick's DMTNN, on 2 cores: 4.4 ms an image, against 9.5
