@@ -301,11 +301,7 @@ def train_networks(
     ...
     ValueError: job 0 of train_networks sets 'seeds': a job may set name, strategy, seed, depth, tasks, tag, cfg
     """
-    for i, job in enumerate(jobs):
-        for key in job:
-            if key not in JOB_KEYS:
-                raise ValueError(f"job {i} of train_networks sets {key!r}: a job may set "
-                                 f"{', '.join(JOB_KEYS)}")
+    parallel.check_jobs(jobs, JOB_KEYS, "train_networks")
     # every argument spelled out: train_network's defaults, and the batch's cfg
     jobs = [{**_JOB_DEFAULTS, **job, "cfg": job.get("cfg") or cfg} for job in jobs]
     # one process per run folder: a job given twice (Appendix A's depth 2 is its MTNN) trains once

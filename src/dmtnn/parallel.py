@@ -14,11 +14,12 @@ in every profile) whatever the machine has (:func:`network_threads`), and
 the run's other threads train other networks at the same time, in spawned
 processes (``Config.train_workers``). The same seed then gives the same
 numbers whatever the machine's thread count (clean-clone quick runs on 1 and 2
-threads are bit-equal); a machine with more threads finishes a batch sooner. A prediction uses the cores another way: it computes as many batches
-at once as the run's threads hold, each in a thread of its own with torch on
-one (:func:`dmtnn.train.predict`'s ``lanes``), which gives the bits of one
-batch after another (quick's DMTNN, on 2 cores: 4.4 ms an image, against 9.5
-on one thread and 5.1 on two). ``train_threads = 0`` gives a lone network all
+threads are bit-equal); a machine with more threads finishes a batch sooner.
+A prediction uses the cores another way: it computes as many batches at once
+as the run's threads hold, each in a thread of its own with torch on one
+(:func:`dmtnn.train.predict`'s ``lanes``), which gives the bits of one batch
+after another (quick's DMTNN, on 2 cores: 4.4 ms an image, against 9.5 on
+one thread and 5.1 on two). ``train_threads = 0`` gives a lone network all
 the run's threads (faster, but its numbers then depend on the machine). On a
 GPU one network trains at a time and the threads are left alone.
 ``dmtnn predict``, which applies shipped weights to a user's stack, uses every
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any
@@ -47,7 +48,7 @@ from tqdm import tqdm
 from dmtnn.config import Config
 from dmtnn.settings import resolve_device, show_progress
 
-__all__ = ["plan", "thread_count", "network_threads", "side_by_side"]
+__all__ = ["plan", "thread_count", "network_threads", "check_jobs", "side_by_side"]
 
 
 def plan(cfg: Config, jobs: int) -> tuple[int, int]:
@@ -102,6 +103,21 @@ def network_threads(cfg: Config) -> Iterator[int]:
             yield lanes
     else:
         yield 1
+
+
+def check_jobs(jobs: Sequence[Mapping[str, Any]], keys: Sequence[str], caller: str) -> None:
+    """Refuse a job of a batch that sets anything but ``keys``, naming the job and the key.
+
+    >>> check_jobs([{"arch": "unet"}, {"epochs": 2}], ("arch", "name"), "train_segmenters")
+    Traceback (most recent call last):
+    ...
+    ValueError: job 1 of train_segmenters sets 'epochs': a job may set arch, name
+    """
+    for i, job in enumerate(jobs):
+        for key in job:
+            if key not in keys:
+                raise ValueError(f"job {i} of {caller} sets {key!r}: a job may set "
+                                 f"{', '.join(keys)}")
 
 
 _SHARED: dict = {}  # a training process's batch-wide inputs (_start_worker)

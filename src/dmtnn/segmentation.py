@@ -82,6 +82,11 @@ def _build(cfg: Config, arch: str) -> nn.Module:
     return spec.build(**segmenter_kwargs(cfg))
 
 
+def _run_name(arch: str, name: str | None = None) -> str:
+    """The run folder's name of segmenter ``arch`` (``segmenter-<arch>``), or ``name``."""
+    return name or f"segmenter-{arch}"
+
+
 def train_segmenter(
     cfg: Config, ds: Dataset, arch: str = "linknet", *, progress: bool | None = None,
     name: str | None = None,
@@ -101,7 +106,7 @@ def train_segmenter(
 def _fit_segmenter(cfg: Config, train_set: Samples, val_set: Samples, arch: str,
                    name: str | None, progress: bool | None) -> FitResult:
     model = _build(cfg, arch)
-    folder = run_folder(cfg, name or f"segmenter-{arch}")
+    folder = run_folder(cfg, _run_name(arch, name))
     with parallel.network_threads(cfg):
         return fit(model, SEGMENTATION, train_set, val_set, cfg.segmenter, folder,
                    device=cfg.device, on_mismatch="restart", progress=progress)
@@ -129,19 +134,16 @@ def train_segmenters(cfg: Config, ds: Dataset, jobs: Sequence[Mapping[str, Any]]
     ...
     ValueError: job 0 of train_segmenters sets 'epochs': a job may set arch, name, cfg
     """
-    for i, job in enumerate(jobs):
-        for key in job:
-            if key not in SEGMENTER_JOB_KEYS:
-                raise ValueError(f"job {i} of train_segmenters sets {key!r}: a job may set "
-                                 f"{', '.join(SEGMENTER_JOB_KEYS)}")
-    jobs = [{"arch": "linknet", "name": None, **job, "cfg": job.get("cfg") or cfg} for job in jobs]
+    parallel.check_jobs(jobs, SEGMENTER_JOB_KEYS, "train_segmenters")
+    jobs = [{"arch": "linknet", **job, "cfg": job.get("cfg") or cfg} for job in jobs]
+    for job in jobs:  # the run folder's name, spelled out once
+        job["name"] = _run_name(job["arch"], job.get("name"))
     train_set, val_set = segmentation_samples(ds, "train"), segmentation_samples(ds, "val")
-    todo = [job for job in jobs if not finished(
-        run_folder(job["cfg"], job["name"] or f"segmenter-{job['arch']}"), job["cfg"].segmenter.epochs)]
+    todo = [job for job in jobs
+            if not finished(run_folder(job["cfg"], job["name"]), job["cfg"].segmenter.epochs)]
     _, threads = parallel.side_by_side(
         cfg, _segmenter_job, {"train": train_set, "val": val_set}, todo, batch=len(jobs),
-        describe=lambda job: job["name"] or f"segmenter-{job['arch']}", desc="segmenters",
-        progress=progress)
+        describe=lambda job: job["name"], desc="segmenters", progress=progress)
     with parallel.thread_count(threads):  # read back; trains here what no process trained
         return [_fit_segmenter(job["cfg"], train_set, val_set, job["arch"], job["name"], progress)
                 for job in jobs]
@@ -168,7 +170,7 @@ def load_segmenter(cfg: Config, arch: str = "linknet") -> tuple[nn.Module, dict]
         If the checkpoint was trained under other training settings.
     """
     model = _build(cfg, arch)
-    path = run_folder(cfg, f"segmenter-{arch}") / "best.pt"
+    path = run_folder(cfg, _run_name(arch)) / "best.pt"
     if not path.exists():
         raise FileNotFoundError(
             f"no trained {arch} segmenter at {path}: run notebook 04_segmenter (or "
