@@ -90,6 +90,44 @@ def test_predict_stack_windows_resampling_and_aggregation(net):
     pd.testing.assert_frame_equal(again.windows, win)
 
 
+def _passes(net, stack, torch_threads, **kw):
+    """A prediction in a process of ``torch_threads`` threads, with the size of
+    each forward pass and the torch threads it ran on."""
+    seen = []
+    hook = net.model.register_forward_pre_hook(
+        lambda _m, args: seen.append((len(args[0]), torch.get_num_threads())))
+    saved = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        pred = _run(net, stack, 4.0, **kw)
+    finally:
+        torch.set_num_threads(saved)
+        hook.remove()
+    return pred, sorted(seen)
+
+
+def test_forward_passes_do_not_depend_on_the_machines_threads(net):
+    stack, _ = ct_like(5, 150, 170)  # 4 windows a slice at 4 um
+    # 8 windows a pass: two whole slices, then the last slice alone
+    one, seen1 = _passes(net, stack, 1, batch_size=8)
+    three, seen3 = _passes(net, stack, 3, batch_size=8)
+    assert seen1 == seen3 == [(4, 1), (8, 1), (8, 1)]
+    assert one.method["threads"]["lanes"] == 1 and three.method["threads"]["lanes"] == 3
+    assert three.method["threads"]["windows_per_pass"] == 8
+    pd.testing.assert_frame_equal(one.windows, three.windows)
+    np.testing.assert_array_equal(one.mask, three.mask)
+    # more windows a slice than a pass holds: each slice in passes of 3 and 1, however many lanes
+    assert _passes(net, stack, 1, batch_size=3)[1] == _passes(net, stack, 3, batch_size=3)[1] \
+        == [(1, 1)] * 5 + [(3, 1)] * 5
+    # threads=0: one pass at a time on all the process's threads
+    every, seen = _passes(net, stack, 3, batch_size=8, threads=0)
+    assert seen == [(4, 3), (8, 3), (8, 3)] and every.method["threads"]["per_pass"] == 3
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        _run(net, stack, 4.0, threads=-1)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        _run(net, stack, 4.0, batch_size=0)
+
+
 def test_small_slices_are_padded_by_reflection_or_refused(net):
     stack, _ = ct_like(1, 40, 50)
     pred = _run(net, stack, PAPER_PIXEL_UM)
@@ -210,6 +248,11 @@ def test_cli_predict_reads_the_pixel_size_from_the_tiff(wfolder, tmp_path, capsy
     assert method["input"]["pixel_um_source"].startswith("TIFF ImageJ metadata")
     assert method["input"]["pixel_um"] == [5.0, 5.0] and method["resampling"]["shape"] == [57, 57]
     assert method["network"]["sha256"] == load_network(wfolder).sha256
+    assert method["threads"]["per_pass"] == 1  # --threads' default
+    for flag, value in (("--threads", "-1"), ("--threads", "two"), ("--batch-size", "0")):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["predict", "scan.tif", "-o", "res", flag, value])
+        assert f"argument {flag}: " in capsys.readouterr().err
     slices = pd.read_csv(tmp_path / "res" / "slices.csv")
     assert list(slices["slice"]) == [0, 1] and {"phi", "mu", "kappa"} <= set(slices)
     # --pixel-um wins over the metadata, and says so

@@ -75,6 +75,19 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(least: int):
+    """An argparse type: a whole number of at least ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= {least}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dmtnn`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -107,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda...")
     p.add_argument("--precision", choices=("auto", "bf16", "float32"), default="auto",
                    help="arithmetic: auto = bf16 where the device computes it natively")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--batch-size", type=_count(1), default=16, help="windows per forward pass")
+    p.add_argument("--threads", type=_count(0), default=1,
+                   help="torch threads of each forward pass on a CPU; the others compute "
+                        "other passes at once, so the numbers do not depend on the machine's "
+                        "thread count (default 1; 0: every pass on all threads, can be faster "
+                        "on many cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -197,7 +215,7 @@ def _predict(args: argparse.Namespace) -> int:
         pred = predict_stack(image.array, pixel, network, fem=args.fem, small=args.small,
                              invert=args.invert, mask_grid=args.mask_grid,
                              batch_size=args.batch_size, device=args.device,
-                             precision=args.precision,
+                             precision=args.precision, threads=args.threads,
                              progress=False if args.quiet else None, name=name, source=info)
     pred.warnings[:0] = notes
     for m in pred.warnings:

@@ -22,10 +22,14 @@ after another (quick's DMTNN, on 2 cores: 4.4 ms an image, against 9.5 on
 one thread and 5.1 on two). ``train_threads = 0`` gives a lone network all
 the run's threads (faster, but its numbers then depend on the machine). On a
 GPU one network trains at a time and the threads are left alone.
-``dmtnn predict``, which applies shipped weights to a user's stack, uses every
-thread.
+``dmtnn predict``, which applies shipped weights to a user's stack, computes
+the same way (:func:`torch_threads`; its ``--threads``, 1 by default), so a
+stack gives the same numbers on any machine of one instruction set.
 
 - :func:`plan`: the processes of a batch and the threads of each;
+- :func:`torch_threads`, :func:`prediction_lanes`: torch on a given number of
+  threads, and the batches a prediction then computes at once
+  (:func:`dmtnn.predict.predict_stack`);
 - :func:`network_threads`: the threads one training or prediction runs on
   (:func:`dmtnn.multitask.train_network`, :func:`~dmtnn.multitask.predict_parameters`,
   :func:`dmtnn.segmentation.train_segmenter`, :func:`~dmtnn.segmentation.segment`);
@@ -48,7 +52,8 @@ from tqdm import tqdm
 from dmtnn.config import Config
 from dmtnn.settings import resolve_device, show_progress
 
-__all__ = ["plan", "thread_count", "network_threads", "check_jobs", "side_by_side"]
+__all__ = ["plan", "thread_count", "prediction_lanes", "torch_threads", "network_threads",
+           "check_jobs", "side_by_side"]
 
 
 def plan(cfg: Config, jobs: int) -> tuple[int, int]:
@@ -87,22 +92,48 @@ def thread_count(n: int) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
+def prediction_lanes(threads: int, device: str | torch.device = "auto") -> int:
+    """How many batches a prediction computes at once under :func:`torch_threads`
+    (:func:`dmtnn.train.predict`'s ``lanes``): the process's threads over
+    ``threads`` on a CPU, so that a prediction still uses the cores and gives
+    the bits of one batch at a time; 1 when the count is left alone.
+
+    >>> prediction_lanes(0, "cpu")
+    1
+    """
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: the process's), got {threads}")
+    if threads and resolve_device(device).type == "cpu":
+        return max(1, torch.get_num_threads() // threads)
+    return 1
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int, device: str | torch.device = "auto") -> Iterator[int]:
+    """Torch computes on ``threads`` threads inside the block when ``device`` is
+    a CPU; with ``threads = 0``, or on a GPU, the count is left as it is.
+    Yields :func:`prediction_lanes`.
+
+    >>> with torch_threads(1, "cpu") as lanes:
+    ...     torch.get_num_threads() == 1 and lanes >= 1
+    True
+    """
+    lanes = prediction_lanes(threads, device)
+    if threads and resolve_device(device).type == "cpu":
+        with thread_count(threads):
+            yield lanes
+    else:
+        yield lanes
+
+
 @contextlib.contextmanager
 def network_threads(cfg: Config) -> Iterator[int]:
     """The threads a network of ``cfg`` trains or predicts on inside the block:
-    ``cfg.train_threads`` on a CPU (the run's threads when it is 0, and on a GPU).
-
-    Yields how many batches a prediction may compute at once, each in a thread
-    of this process (:func:`dmtnn.train.predict`'s ``lanes``): the run's
-    threads over ``train_threads``, so that a prediction still uses the cores
-    and gives the bits of one batch at a time.
+    ``cfg.train_threads`` on a CPU (the run's threads when it is 0, and on a
+    GPU); yields :func:`prediction_lanes`.
     """
-    if cfg.train_threads and resolve_device(cfg.device).type == "cpu":
-        lanes = max(1, torch.get_num_threads() // cfg.train_threads)
-        with thread_count(cfg.train_threads):
-            yield lanes
-    else:
-        yield 1
+    with torch_threads(cfg.train_threads, cfg.device) as lanes:
+        yield lanes
 
 
 def check_jobs(jobs: Sequence[Mapping[str, Any]], keys: Sequence[str], caller: str) -> None:

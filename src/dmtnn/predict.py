@@ -69,6 +69,7 @@ from dmtnn.data.fem_labels import label_chunk
 from dmtnn.data.real import load_real
 from dmtnn.data.synthetic import PORE, QUARTZ
 from dmtnn.morphology import porosity
+from dmtnn.parallel import prediction_lanes, torch_threads
 from dmtnn.samples import SEGMENTATION, Task
 from dmtnn.settings import resolve_device, resolve_precision, show_progress
 from dmtnn.train import predict
@@ -204,6 +205,7 @@ def predict_stack(
     batch_size: int = 16,
     device: str = "auto",
     precision: str = "auto",
+    threads: int = 1,
     progress: bool | None = None,
     name: str = "images",
     source: dict[str, Any] | None = None,
@@ -232,12 +234,20 @@ def predict_stack(
         to the input's pixels (each input pixel takes the class of the
         resampled pixel holding its centre).
     batch_size : int
-        Windows per forward pass.
+        Windows per forward pass (at most; a pass holds whole slices when
+        their windows fit in it).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``...
     precision : {"auto", "bf16", "float32"}
         Arithmetic of the forward passes (:func:`dmtnn.settings.resolve_precision`):
         ``"auto"`` is bf16 where the device computes it natively, else float32.
+    threads : int
+        Torch threads of each forward pass on a CPU. The process's other
+        threads compute other passes at the same time
+        (:func:`dmtnn.parallel.torch_threads`), so the numbers do not depend
+        on the machine's thread count, as in the book's runs. ``0``: every
+        pass on all the process's threads (can be faster on many cores; the
+        last bits then depend on the count).
     progress : bool, optional
         Progress bar over slices; default from :mod:`dmtnn.settings`.
     name : str
@@ -263,6 +273,8 @@ def predict_stack(
                          f"predicts {', '.join(network.outputs)}")
     if mask_grid not in ("network", "input"):
         raise ValueError(f"mask_grid must be 'network' or 'input', got {mask_grid!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (windows per forward pass), got {batch_size}")
     t0 = time.perf_counter()
     raw = images.as_stack(stack, name)
     py, px = _pair(pixel_um)
@@ -286,9 +298,15 @@ def predict_stack(
     (pad_y, rows), (pad_x, cols) = window_layout(h, S), window_layout(w, S)
     pad = ((pad_y, max(0, S - h) - pad_y), (pad_x, max(0, S - w) - pad_x))
     windows = [(r, c) for r in rows for c in cols]
-    per_chunk = max(1, batch_size // len(windows))
+    # A forward pass holds the windows of `per_pass` whole slices, or, when a slice has more
+    # windows than batch_size, a part of one slice's. A chunk of slices is computed `lanes`
+    # passes at once; its passes, and so their bits, are the same whatever the lanes.
+    per_pass = batch_size // len(windows)
+    pass_size = per_pass * len(windows) if per_pass else batch_size
     tasks = _tasks(network)
     dev = resolve_device(device)
+    lanes = prediction_lanes(threads, dev)
+    per_chunk = per_pass * lanes if per_pass else 1
     fem_settings = _fem_settings(network) if fem else None
 
     gray = np.empty((n_slices, h, w), np.uint8)
@@ -307,8 +325,9 @@ def predict_stack(
             gray[k] = 255 - g if invert else g
             padded = np.pad(gray[k], pad, mode="reflect") if max(S - h, S - w) > 0 else gray[k]
             cut += [padded[r[0]:r[0] + S, c[0]:c[0] + S] for r, c in windows]
-        out = predict(network.model, np.stack(cut), tasks, network.scales,
-                      batch_size=batch_size, device=dev, precision=precision)
+        with torch_threads(threads, dev):
+            out = predict(network.model, np.stack(cut), tasks, network.scales,
+                          batch_size=pass_size, device=dev, precision=precision, lanes=lanes)
         fem_res = label_chunk(out["mask"], fem_settings, str(dev)) if fem else None
         for i, k in enumerate(ks):
             for j, (r, c) in enumerate(windows):
@@ -361,13 +380,28 @@ def predict_stack(
         grid=(h, w), actual=actual, rows=rows, cols=cols, pad=pad, small=small,
         fem=fem_settings, mask_grid=mask_grid, mask_pixel=mask_pixel,
         device=f"{dev} ({resolve_precision(precision, dev) or torch.float32})",
+        threads=_threads_record(threads, dev, lanes, pass_size),
         seconds=time.perf_counter() - t0)
     return Prediction(mask=mask if "mask" in network.outputs else None, windows=win_df,
                       slices=slices_df, method=method, warnings=notes)
 
 
+def _threads_record(threads: int, dev: torch.device, lanes: int, pass_size: int) -> dict:
+    """How the forward passes shared the CPU, for ``method["threads"]``."""
+    if dev.type != "cpu":
+        return {"rule": "one forward pass at a time on the device", "windows_per_pass": pass_size}
+    if not threads:
+        return {"rule": "one forward pass at a time on all the process's torch threads: the "
+                        "last bits depend on their number", "per_pass": torch.get_num_threads(),
+                "windows_per_pass": pass_size}
+    return {"rule": "each forward pass on per_pass torch threads, lanes passes at once: the "
+                    "numbers do not depend on the machine's thread count",
+            "per_pass": threads, "lanes": lanes, "windows_per_pass": pass_size}
+
+
 def _method(*, name, source, shape, dtype, pixel, value_range, invert, network, grid, actual,
-            rows, cols, pad, small, fem, mask_grid, mask_pixel, device, seconds) -> dict:
+            rows, cols, pad, small, fem, mask_grid, mask_pixel, device, threads,
+            seconds) -> dict:
     """The ``method`` record of a prediction: every rule applied and its numbers."""
     S, target = network.image_size, network.pixel_um
     trained = network.config.get("training", {})
@@ -429,6 +463,7 @@ def _method(*, name, source, shape, dtype, pixel, value_range, invert, network, 
                   "kappa": "GPa (2D bulk modulus)", "fem_mu": "GPa", "fem_kappa": "GPa"},
         "dmtnn_version": __version__,
         "device": device,
+        "threads": threads,
         "seconds": round(seconds, 3),
     }
 
