@@ -147,15 +147,13 @@ def test_train_networks_in_processes_as_one_at_a_time(tiny, tmp_path, monkeypatc
     import torch
 
     from dmtnn.multitask import train_networks
-    from dmtnn.parallel import plan
+    from dmtnn.parallel import plan, thread_count
 
     cfg, train, val, segmenter = trained_segmenter(tiny, 1)
     raw = replace(cfg, loss=replace(cfg.loss, standardize_phi=False))
     jobs = [{"name": "dmtnn", "seed": 0}, {"name": "cnn", "seed": 1},
             {"name": "cnn", "cfg": raw, "tag": "raw"}]
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
+    with thread_count(2):
         assert plan(cfg, len(jobs)) == (2, 1)
         with mock.patch("dmtnn.parallel.ProcessPoolExecutor", wraps=ProcessPoolExecutor) as pool:
             side = train_networks(cfg, train, val, jobs, segmenter=segmenter, progress=False)
@@ -167,8 +165,6 @@ def test_train_networks_in_processes_as_one_at_a_time(tiny, tmp_path, monkeypatc
         with mock.patch("dmtnn.parallel.ProcessPoolExecutor", wraps=ProcessPoolExecutor) as pool:
             alone = train_networks(one, train, val, jobs, segmenter=segmenter, progress=False)
         assert not pool.called
-    finally:
-        torch.set_num_threads(saved)
     assert [r.folder.name for r in side] == ["dmtnn-dynamic-seed0", "cnn-dynamic-seed1",
                                              "raw-cnn-dynamic-seed0"]
     assert "phi" not in side[2].scales and "phi" in side[1].scales  # the job's own cfg

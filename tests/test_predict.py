@@ -20,6 +20,7 @@ from dmtnn.data import real
 from dmtnn.data.fem_labels import label_chunk
 from dmtnn.images import ImageError, ImageWarning
 from dmtnn.morphology import porosity
+from dmtnn.parallel import thread_count
 from dmtnn.predict import predict_stack, window_layout, write_prediction
 from dmtnn.samples import SEGMENTATION
 from dmtnn.train import predict
@@ -96,12 +97,10 @@ def _passes(net, stack, torch_threads, **kw):
     seen = []
     hook = net.model.register_forward_pre_hook(
         lambda _m, args: seen.append((len(args[0]), torch.get_num_threads())))
-    saved = torch.get_num_threads()
-    torch.set_num_threads(torch_threads)
     try:
-        pred = _run(net, stack, 4.0, **kw)
+        with thread_count(torch_threads):
+            pred = _run(net, stack, 4.0, **kw)
     finally:
-        torch.set_num_threads(saved)
         hook.remove()
     return pred, sorted(seen)
 

@@ -305,7 +305,9 @@ def train_networks(
     # every argument spelled out: train_network's defaults, and the batch's cfg
     jobs = [{**_JOB_DEFAULTS, **job, "cfg": job.get("cfg") or cfg} for job in jobs]
     # one process per run folder: a job given twice (Appendix A's depth 2 is its MTNN) trains once
-    todo = list({_folder(**job): job for job in jobs if not finished(_folder(**job), job["cfg"].multitask.epochs)}.values())
+    folders = {_folder(**job): job for job in jobs}
+    todo = [job for folder, job in folders.items()
+            if not finished(folder, job["cfg"].multitask.epochs)]
     _, threads = parallel.side_by_side(
         cfg, _train_job, {"cfg": cfg, "train": train_set, "val": val_set, "segmenter": segmenter},
         todo, batch=len(jobs), describe=_describe, progress=progress)
